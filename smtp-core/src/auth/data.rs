@@ -1,0 +1,334 @@
+//! What AUTH produces: [`AuthResult`], [`AuthData`], [`LoginPassword`] and their secrecy.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::proto::Reply;
+
+/// A password, or any other secret: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps secret bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
+        Secret(bytes.into())
+    }
+
+    /// The secret itself. Named so that every use stands out in review.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares with `other` in time that does not depend on where they differ.
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        // Lengths are compared openly: hiding them would need padding to a maximum, and a
+        // password's length is far less useful to an attacker than its bytes.
+        self.0.len() == other.len() && bool::from(self.0.as_slice().ct_eq(other))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("...")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("...")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Best effort: the allocator may have copied it before, but this copy does not linger.
+        self.0.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&self.0);
+    }
+}
+
+/// The login and password of the PLAIN and LOGIN mechanisms.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginPassword {
+    /// The authentication identity (user name).
+    pub login: Vec<u8>,
+    /// The password.
+    pub password: Secret,
+    /// PLAIN's authorization identity, when the client sent one different from `login`
+    /// (RFC 4616: the client asks to act as this identity). The authenticator decides
+    /// whether `login` may do so.
+    pub authzid: Option<Vec<u8>>,
+}
+
+impl LoginPassword {
+    /// A login and password without an authorization identity.
+    pub fn new(login: impl Into<Vec<u8>>, password: impl Into<Vec<u8>>) -> LoginPassword {
+        LoginPassword {
+            login: login.into(),
+            password: Secret::new(password),
+            authzid: None,
+        }
+    }
+}
+
+impl fmt::Debug for LoginPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LoginPassword(login='{}', password=...",
+            String::from_utf8_lossy(&self.login)
+        )?;
+        if let Some(authzid) = &self.authzid {
+            write!(f, ", authzid='{}'", String::from_utf8_lossy(authzid))?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for LoginPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a mechanism learned about the client, handed to the authenticator and kept in
+/// [`Session::auth_data`](crate::Session::auth_data) after success.
+#[derive(Clone)]
+pub enum AuthData {
+    /// PLAIN and LOGIN.
+    LoginPassword(LoginPassword),
+    /// Whatever a custom mechanism wants to record.
+    Custom(Arc<dyn Any + Send + Sync>),
+}
+
+impl AuthData {
+    /// Wraps a custom value.
+    pub fn custom<T: Any + Send + Sync>(value: T) -> AuthData {
+        AuthData::Custom(Arc::new(value))
+    }
+
+    /// The login, when the data has one; it becomes `session.login_data`.
+    pub fn login(&self) -> Option<&[u8]> {
+        match self {
+            AuthData::LoginPassword(lp) => Some(&lp.login),
+            AuthData::Custom(_) => None,
+        }
+    }
+
+    /// The login and password, for PLAIN and LOGIN.
+    pub fn login_password(&self) -> Option<&LoginPassword> {
+        match self {
+            AuthData::LoginPassword(lp) => Some(lp),
+            AuthData::Custom(_) => None,
+        }
+    }
+
+    /// The custom value, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        match self {
+            AuthData::Custom(value) => value.downcast_ref(),
+            AuthData::LoginPassword(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for AuthData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthData::LoginPassword(lp) => fmt::Debug::fmt(lp, f),
+            AuthData::Custom(_) => f.write_str("AuthData(...)"),
+        }
+    }
+}
+
+/// The outcome of an AUTH exchange, as decided by a mechanism or the authenticator.
+///
+/// Whatever it says, the client gets exactly one final reply to its AUTH command: the
+/// `message` when there is one, else `235 2.7.0 Authentication successful` or
+/// `535 5.7.8 Authentication credentials invalid` — unless the mechanism already sent a final
+/// reply itself (with [`AuthServer::push`](crate::AuthServer::push), or through an aborted
+/// challenge), in which case nothing more is sent.
+#[derive(Clone)]
+pub struct AuthResult {
+    /// Whether the client is now authenticated.
+    pub success: bool,
+    /// aiosmtpd's flag: the failure was already answered by the mechanism. Here it is advisory:
+    /// the server knows whether a final reply was sent and never leaves the client without one.
+    pub handled: bool,
+    /// The reply to send instead of the standard one.
+    pub message: Option<Reply>,
+    /// Stored in `session.auth_data` on success.
+    pub auth_data: Option<AuthData>,
+}
+
+impl AuthResult {
+    /// Success with nothing recorded: `235 2.7.0 Authentication successful`.
+    pub fn success() -> AuthResult {
+        AuthResult {
+            success: true,
+            handled: true,
+            message: None,
+            auth_data: None,
+        }
+    }
+
+    /// Success, recording `auth_data` in the session.
+    pub fn success_with(auth_data: AuthData) -> AuthResult {
+        AuthResult {
+            auth_data: Some(auth_data),
+            ..AuthResult::success()
+        }
+    }
+
+    /// Failure with the standard reply: `535 5.7.8 Authentication credentials invalid`.
+    pub fn failure() -> AuthResult {
+        AuthResult {
+            success: false,
+            handled: false,
+            message: None,
+            auth_data: None,
+        }
+    }
+
+    /// Failure with a reply of your own, such as
+    /// `454 4.7.0 Temporary authentication failure`.
+    pub fn failure_with(reply: impl Into<Reply>) -> AuthResult {
+        AuthResult {
+            message: Some(reply.into()),
+            ..AuthResult::failure()
+        }
+    }
+
+    /// Failure already answered by the mechanism (it pushed its own final reply).
+    pub fn handled_failure() -> AuthResult {
+        AuthResult {
+            handled: true,
+            ..AuthResult::failure()
+        }
+    }
+
+    /// Sets the reply to send.
+    pub fn with_message(mut self, reply: impl Into<Reply>) -> AuthResult {
+        self.message = Some(reply.into());
+        self
+    }
+}
+
+impl fmt::Debug for AuthResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AuthResult(success={}, handled={}, message={:?}, auth_data={})",
+            self.success,
+            self.handled,
+            self.message.as_ref().map(|m| m.to_string()),
+            if self.auth_data.is_some() {
+                "..."
+            } else {
+                "None"
+            }
+        )
+    }
+}
+
+/// Why a challenge got no usable answer. The server sends the matching reply itself once the
+/// mechanism returns, so a mechanism can end with `?` and never answer a client line twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthAbort {
+    /// The client answered `*`: `501 5.7.0 Auth aborted`.
+    Cancelled,
+    /// The answer was not base64: `501 5.5.2 Can't decode base64`.
+    BadBase64,
+    /// The answer was longer than 12288 octets:
+    /// `500 5.5.6 Authentication Exchange line is too long`.
+    TooLong,
+    /// A final reply was already sent in this exchange; no further challenge is possible.
+    Finished,
+    /// The client went away.
+    Disconnected,
+}
+
+impl AuthAbort {
+    /// The reply the client gets for this abort, if any.
+    pub fn reply(self) -> Option<Reply> {
+        match self {
+            AuthAbort::Cancelled => Some(Reply::from("501 5.7.0 Auth aborted")),
+            AuthAbort::BadBase64 => Some(Reply::from("501 5.5.2 Can't decode base64")),
+            AuthAbort::TooLong => Some(Reply::from(
+                "500 5.5.6 Authentication Exchange line is too long",
+            )),
+            AuthAbort::Finished | AuthAbort::Disconnected => None,
+        }
+    }
+}
+
+impl fmt::Display for AuthAbort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reply() {
+            Some(reply) => reply.fmt(f),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthAbort {}
+
+impl From<AuthAbort> for AuthResult {
+    fn from(_: AuthAbort) -> AuthResult {
+        AuthResult::handled_failure()
+    }
+}
+
+/// What a mechanism method may return: an [`AuthResult`], or a `Result` whose error is an
+/// [`AuthAbort`] (so that `challenge_auth(…).await?` works).
+pub trait IntoAuthResult {
+    /// Converts into the result.
+    fn into_auth_result(self) -> AuthResult;
+}
+
+impl IntoAuthResult for AuthResult {
+    fn into_auth_result(self) -> AuthResult {
+        self
+    }
+}
+
+impl IntoAuthResult for Result<AuthResult, AuthAbort> {
+    fn into_auth_result(self) -> AuthResult {
+        self.unwrap_or_else(AuthResult::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_hidden() {
+        let lp = LoginPassword::new("alice", "hunter2");
+        for text in [
+            format!("{lp:?}"),
+            format!("{lp}"),
+            format!("{:?}", AuthData::LoginPassword(lp.clone())),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("alice"), "{text}");
+        }
+        let result = AuthResult::success_with(AuthData::LoginPassword(lp));
+        let text = format!("{result:?}");
+        assert_eq!(
+            text,
+            "AuthResult(success=true, handled=true, message=None, auth_data=...)"
+        );
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        let s = Secret::new("pass");
+        assert!(s.ct_eq(b"pass"));
+        assert!(!s.ct_eq(b"pasS"));
+        assert!(!s.ct_eq(b"pas"));
+    }
+}

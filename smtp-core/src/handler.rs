@@ -1,0 +1,248 @@
+//! The [`Handler`] trait: the hooks through which an application decides what the server does.
+
+use std::future::Future;
+
+use futures_util::future::BoxFuture;
+
+use crate::auth::{AuthResult, AuthServer};
+use crate::proto::Reply;
+use crate::session::{Envelope, Session};
+
+/// What went wrong inside a hook, for [`Handler::handle_exception`].
+#[derive(Debug, Clone)]
+pub struct HookError {
+    /// The hook that failed (`"handle_data"`, `"auth_PLAIN"`, …).
+    pub hook: &'static str,
+    /// The panic message.
+    pub message: String,
+}
+
+/// An AUTH mechanism of a handler: its registered name and the method that runs it.
+///
+/// `#[smtp_core::hooks]` builds a static table of these from `auth_*` methods and
+/// `#[auth_mechanism("NAME")]`; written by hand it is
+/// `Mechanism { name: "X-TOKEN", run: |h, server, args| Box::pin(h.token(server, args)) }`.
+pub struct Mechanism<H> {
+    /// The SASL name: 1–20 characters of `A-Z 0-9 - _` (RFC 4422).
+    pub name: &'static str,
+    /// Runs one AUTH exchange.
+    pub run: MechanismFn<H>,
+}
+
+/// The function of a [`Mechanism`].
+pub type MechanismFn<H> =
+    for<'a, 'b> fn(&'a H, &'a mut AuthServer<'b>, &'a [String]) -> BoxFuture<'a, AuthResult>;
+
+impl<H> Clone for Mechanism<H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<H> Copy for Mechanism<H> {}
+
+impl<H> std::fmt::Debug for Mechanism<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mechanism")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default replies of the hooks, shared by [`Handler`]'s defaults and the macro-generated
+/// handlers, so that "no hook" means the same thing everywhere.
+pub mod defaults {
+    use super::*;
+
+    /// `250 <server hostname>`.
+    pub fn helo(session: &Session) -> Reply {
+        Reply::new(250, session.server_hostname().to_owned())
+    }
+    /// `221 Bye`.
+    pub fn quit() -> Reply {
+        Reply::from("221 Bye")
+    }
+    /// `252 Cannot VRFY user, but will accept message and attempt delivery`.
+    pub fn vrfy() -> Reply {
+        Reply::from("252 Cannot VRFY user, but will accept message and attempt delivery")
+    }
+    /// `500 Error: (panic) <message>`, aiosmtpd's reply to an exception.
+    pub fn exception(error: &HookError) -> Reply {
+        let message: String = error
+            .message
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        Reply::new(500, format!("Error: (panic) {message}"))
+    }
+}
+
+macro_rules! hooks {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty $default:block
+    )*) => {
+        /// The application's side of the server: one async hook per command, each with a default.
+        ///
+        /// A hook decides the reply. When the reply is positive (2xx) the server records the
+        /// command's effect itself: the greeting name, the sender, the recipient. So a hook
+        /// only decides; it does not need to fill in the envelope (unlike aiosmtpd, where a hook
+        /// that forgets to set `envelope.mail_from` breaks the transaction).
+        ///
+        /// A hook that panics does not take the connection down: the client gets the reply of
+        /// [`Handler::handle_exception`] and the session goes on.
+        ///
+        /// Implement it by hand, or write ordinary methods and let `#[derive(SmtpHandler)]`
+        /// with `#[smtp_core::hooks]` implement it.
+        pub trait Handler: Send + Sync + 'static {
+            $(
+                $(#[$doc])*
+                #[allow(unused_variables)]
+                fn $name(&self $(, $arg: $ty)*) -> impl Future<Output = $ret> + Send {
+                    async move $default
+                }
+            )*
+
+            /// The handler's own AUTH mechanisms. They are added to the built-in LOGIN and
+            /// PLAIN, replacing a built-in of the same name.
+            fn mechanisms() -> &'static [Mechanism<Self>]
+            where
+                Self: Sized,
+            {
+                &[]
+            }
+        }
+
+        /// Support for the macros; not a public API.
+        #[doc(hidden)]
+        pub mod route {
+            use super::*;
+
+            /// The hooks that `#[smtp_core::hooks]` implements: the same methods as [`Handler`].
+            #[diagnostic::on_unimplemented(message = "`{Self}` has no `#[smtp_core::hooks]` impl block")]
+            pub trait Hooks: Send + Sync + 'static {
+                $(
+                    #[allow(unused_variables)]
+                    fn $name(&self $(, $arg: $ty)*) -> impl Future<Output = $ret> + Send {
+                        async move $default
+                    }
+                )*
+                fn mechanisms() -> &'static [Mechanism<Self>] where Self: Sized { &[] }
+            }
+
+            /// Autoref specialisation: `(&&Probe::<T>::new()).route()` is [`UseHooks`] when
+            /// `T: Hooks`, and [`UseDefaults`] otherwise. This lets `#[derive(SmtpHandler)]`
+            /// work with or without a `#[hooks]` block, which it cannot see.
+            pub struct Probe<T>(std::marker::PhantomData<T>);
+            impl<T> Probe<T> {
+                pub const fn new() -> Self { Probe(std::marker::PhantomData) }
+            }
+            pub struct UseHooks;
+            pub struct UseDefaults;
+            pub trait ViaHooks { fn route(&self) -> UseHooks { UseHooks } }
+            impl<T: Hooks> ViaHooks for Probe<T> {}
+            pub trait ViaDefaults { fn route(&self) -> UseDefaults { UseDefaults } }
+            impl<T> ViaDefaults for &Probe<T> {}
+
+            impl UseHooks {
+                $(
+                    pub fn $name<T: Hooks>(self, h: &T $(, $arg: $ty)*) -> impl Future<Output = $ret> + Send {
+                        h.$name($($arg),*)
+                    }
+                )*
+                pub fn mechanisms<T: Hooks>(self) -> &'static [Mechanism<T>] { T::mechanisms() }
+            }
+
+            impl UseDefaults {
+                $(
+                    #[allow(unused_variables)]
+                    pub fn $name<T>(self, h: &T $(, $arg: $ty)*) -> impl Future<Output = $ret> + Send {
+                        async move $default
+                    }
+                )*
+                pub fn mechanisms<T>(self) -> &'static [Mechanism<T>] { &[] }
+            }
+
+            /// The body of a derived `impl Handler`.
+            #[macro_export]
+            #[doc(hidden)]
+            macro_rules! __forward_hooks {
+                () => {
+                    $(
+                        fn $name(&self $(, $arg: $ty)*) -> impl ::core::future::Future<Output = $ret> + ::core::marker::Send {
+                            #[allow(unused_imports)]
+                            use $crate::__private::route::{ViaDefaults as _, ViaHooks as _};
+                            (&&$crate::__private::route::Probe::<Self>::new()).route().$name(self $(, $arg)*)
+                        }
+                    )*
+                    fn mechanisms() -> &'static [$crate::Mechanism<Self>] {
+                        #[allow(unused_imports)]
+                        use $crate::__private::route::{ViaDefaults as _, ViaHooks as _};
+                        (&&$crate::__private::route::Probe::<Self>::new()).route().mechanisms::<Self>()
+                    }
+                };
+            }
+        }
+    };
+}
+
+hooks! {
+    /// HELO. Default: `250 <server hostname>`.
+    fn handle_helo(&self, session: &mut Session, envelope: &mut Envelope, hostname: &str) -> Reply {
+        defaults::helo(session)
+    }
+
+    /// EHLO (and LHLO). `responses` is the reply the server would send, with its extensions;
+    /// return it, changed or not. Default: `responses`.
+    fn handle_ehlo(&self, session: &mut Session, envelope: &mut Envelope, hostname: &str, responses: Reply) -> Reply {
+        responses
+    }
+
+    /// MAIL FROM, after the server's own checks. Default: `250 OK`.
+    fn handle_mail(&self, session: &mut Session, envelope: &mut Envelope, address: &str, options: &[String]) -> Reply {
+        Reply::ok()
+    }
+
+    /// RCPT TO, after the server's own checks. Default: `250 OK`.
+    fn handle_rcpt(&self, session: &mut Session, envelope: &mut Envelope, address: &str, options: &[String]) -> Reply {
+        Reply::ok()
+    }
+
+    /// The message, in `envelope.content`. Default: `250 OK` (the message is dropped).
+    fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
+        Reply::ok()
+    }
+
+    /// RSET, after the envelope was reset. Default: `250 OK`.
+    fn handle_rset(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
+        Reply::ok()
+    }
+
+    /// NOOP with its optional argument. Default: `250 OK`.
+    fn handle_noop(&self, session: &mut Session, envelope: &mut Envelope, arg: Option<&str>) -> Reply {
+        Reply::ok()
+    }
+
+    /// QUIT; the connection closes after the reply. Default: `221 Bye`.
+    fn handle_quit(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
+        defaults::quit()
+    }
+
+    /// VRFY with a parsable address. Default: `252 Cannot VRFY user, but will accept message
+    /// and attempt delivery`.
+    fn handle_vrfy(&self, session: &mut Session, envelope: &mut Envelope, address: &str) -> Reply {
+        defaults::vrfy()
+    }
+
+    /// A hook panicked; the reply goes to the client and the session goes on.
+    /// Default: `500 Error: (panic) <message>`.
+    fn handle_exception(&self, session: &Session, error: &HookError) -> Reply {
+        defaults::exception(error)
+    }
+
+    /// AUTH, after the server's checks (EHLO, TLS, not yet authenticated, mechanism known).
+    /// `Some(result)` replaces the mechanism dispatch; the default, `None`, runs the mechanism.
+    fn handle_auth(&self, server: &mut AuthServer<'_>, args: &[String]) -> Option<AuthResult> {
+        None
+    }
+}

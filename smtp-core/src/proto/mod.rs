@@ -1,0 +1,13 @@
+//! The protocol without I/O: command lines, paths, replies, and the framing of command lines
+//! and DATA. Everything here is a pure function of its input, so it is tested with tables of
+//! bytes and fuzzed apart from the network.
+
+pub mod command;
+pub mod data;
+pub mod line;
+pub mod reply;
+
+pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
+pub use data::{DataDecoder, DataError};
+pub use line::{Frame, LineFramer};
+pub use reply::Reply;

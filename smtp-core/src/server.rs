@@ -1,0 +1,323 @@
+//! Accepting connections, limiting them, and shutting down gracefully.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::auth::{AuthMechanism, Registry, is_valid_mechanism_name};
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::handler::Handler;
+use crate::session::Peer;
+
+/// What all connections of a server share, read-only.
+pub(crate) struct Shared<H> {
+    pub(crate) handler: H,
+    pub(crate) config: Config,
+    pub(crate) registry: Registry<H>,
+    pub(crate) hostname: Arc<str>,
+}
+
+struct Listener {
+    listener: TcpListener,
+    implicit_tls: bool,
+}
+
+/// An SMTP server being set up: a handler, a [`Config`], listeners.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use smtp_core::{Config, Server, handlers::Sink};
+/// let handle = Server::new(Sink, Config::default()).listen("127.0.0.1:0").await?.start();
+/// println!("listening on {}", handle.local_addr());
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Server<H: Handler> {
+    handler: H,
+    config: Config,
+    mechanisms: Vec<(String, Arc<dyn AuthMechanism>)>,
+    listeners: Vec<Listener>,
+}
+
+/// A mechanism name that RFC 4422 does not allow.
+#[derive(Debug)]
+pub struct InvalidMechanismName(pub String);
+
+impl std::fmt::Display for InvalidMechanismName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid SASL mechanism name `{}`: use 1 to 20 of A-Z 0-9 - _",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidMechanismName {}
+
+impl<H: Handler> Server<H> {
+    /// A server for `handler` with `config`; it listens nowhere yet.
+    pub fn new(handler: H, config: Config) -> Server<H> {
+        Server {
+            handler,
+            config,
+            mechanisms: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Registers an AUTH mechanism at run time, the way `#[auth_mechanism]` does at compile
+    /// time. It replaces a built-in of the same name; the handler's own mechanisms replace it.
+    pub fn mechanism(
+        mut self,
+        name: &str,
+        mechanism: impl AuthMechanism,
+    ) -> Result<Server<H>, InvalidMechanismName> {
+        if !is_valid_mechanism_name(name) {
+            return Err(InvalidMechanismName(name.to_owned()));
+        }
+        self.mechanisms.push((name.to_owned(), Arc::new(mechanism)));
+        Ok(self)
+    }
+
+    /// Listens on `addr` (port 0 picks a free port).
+    pub async fn listen(self, addr: impl ToSocketAddrs) -> io::Result<Server<H>> {
+        self.add_listener(addr, false).await
+    }
+
+    /// Listens on `addr` with implicit TLS (RFC 8314 submissions): the TLS handshake comes
+    /// before the greeting. Needs `config.tls`.
+    pub async fn listen_implicit_tls(self, addr: impl ToSocketAddrs) -> io::Result<Server<H>> {
+        if self.config.tls.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "implicit TLS needs a TLS configuration",
+            ));
+        }
+        self.add_listener(addr, true).await
+    }
+
+    async fn add_listener(
+        mut self,
+        addr: impl ToSocketAddrs,
+        implicit_tls: bool,
+    ) -> io::Result<Server<H>> {
+        let listener = TcpListener::bind(addr).await?;
+        self.listeners.push(Listener {
+            listener,
+            implicit_tls,
+        });
+        Ok(self)
+    }
+
+    /// Starts serving in the background and returns the handle that stops it.
+    pub fn start(self) -> ServerHandle {
+        let config = self.config;
+        if config.auth_required && !config.auth_require_tls {
+            warn!(
+                "auth_required is set but auth_require_tls is not: passwords may cross the network in the clear"
+            );
+        }
+        let registry = Registry::new(
+            H::mechanisms(),
+            &self.mechanisms,
+            &config.auth_exclude_mechanism,
+        );
+        info!("available AUTH mechanisms: {}", registry.advertised());
+        let shared = Arc::new(Shared {
+            hostname: Arc::from(config.hostname.as_str()),
+            handler: self.handler,
+            config,
+            registry,
+        });
+        let limits = Arc::new(Limits::default());
+        let shutdown = CancellationToken::new();
+        let kill = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut addrs = Vec::new();
+        for Listener {
+            listener,
+            implicit_tls,
+        } in self.listeners
+        {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, implicit_tls, "listening");
+                addrs.push(addr);
+            }
+            let accept = accept_loop(
+                listener,
+                implicit_tls,
+                shared.clone(),
+                limits.clone(),
+                shutdown.clone(),
+                kill.clone(),
+                tracker.clone(),
+            );
+            tracker.spawn(accept);
+        }
+        let grace = shared.config.shutdown_grace;
+        ServerHandle {
+            addrs,
+            shutdown,
+            kill,
+            tracker,
+            grace,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Limits {
+    active: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Releases a connection's place in the limits when it ends.
+struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limits.active.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    /// Takes a place for a client, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr, config: &Config) -> Result<Slot, &'static str> {
+        let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        *from_ip += 1;
+        let from_ip = *from_ip;
+        drop(per_ip);
+        let slot = Slot {
+            limits: self.clone(),
+            ip,
+        };
+        if config.max_connections.is_some_and(|max| active > max) {
+            return Err("4.3.2 Too many connections, try again later");
+        }
+        if config
+            .max_connections_per_ip
+            .is_some_and(|max| from_ip > max)
+        {
+            return Err("4.7.0 Too many connections from your address");
+        }
+        Ok(slot)
+    }
+}
+
+async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    implicit_tls: bool,
+    shared: Arc<Shared<H>>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, addr): (TcpStream, SocketAddr) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        match limits.admit(addr.ip(), &shared.config) {
+            Ok(slot) => {
+                let connection = Connection::new(
+                    shared,
+                    stream,
+                    Peer::Tcp(addr),
+                    shutdown.clone(),
+                    kill.clone(),
+                );
+                tracker.spawn(async move {
+                    connection.run(implicit_tls).await;
+                    drop(slot);
+                });
+            }
+            Err(text) => {
+                info!(peer = %addr, "{text}");
+                let line = format!("421 {text}\r\n");
+                tracker.spawn(async move {
+                    let mut stream = stream;
+                    if !implicit_tls {
+                        let _ = stream.write_all(line.as_bytes()).await;
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        }
+    }
+}
+
+/// A running server: its addresses, and the way to stop it.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+    tracker: TaskTracker,
+    grace: std::time::Duration,
+}
+
+impl ServerHandle {
+    /// The address of the first listener.
+    ///
+    /// # Panics
+    /// When the server was started without a listener.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The addresses of all listeners, in the order they were added.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops gracefully: no new connections; idle sessions get `421 4.3.2 … Service shutting
+    /// down`; a message transfer in progress may finish within `config.shutdown_grace`;
+    /// then every connection is closed.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("grace period over; closing the remaining connections");
+            self.kill.cancel();
+            self.tracker.wait().await;
+        }
+        info!("stopped");
+    }
+}

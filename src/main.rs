@@ -1,0 +1,256 @@
+//! `smtpd`: a ready-to-run SMTP server. Without flags it listens on 127.0.0.1:8025 and prints
+//! every message it receives.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use smtp_core::handlers::{Debugging, Mailbox, Sink};
+use smtp_core::{Config, Envelope, Handler, Reply, Server, Session, StaticUsers, TlsConfig};
+
+/// An SMTP server: a debugging mail catcher, a sink, or a Maildir delivery agent.
+#[derive(Parser, Debug)]
+#[command(name = "smtpd", version, about)]
+struct Cli {
+    /// Address to listen on (repeatable).
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8025")]
+    listen: Vec<SocketAddr>,
+    /// Address for an implicit-TLS listener (submissions, RFC 8314; repeatable). Needs --tls-cert.
+    #[arg(long = "implicit-tls-listen", value_name = "ADDR")]
+    implicit_tls_listen: Vec<SocketAddr>,
+    /// Host name in the greeting and EHLO reply [default: this machine's host name].
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Greeting text after the host name.
+    #[arg(long)]
+    ident: Option<String>,
+    /// What to do with messages: debugging (print them), sink (drop them), maildir:DIR.
+    #[arg(long, value_name = "HANDLER", default_value = "debugging", value_parser = parse_handler)]
+    handler: HandlerChoice,
+    /// Largest message in bytes; 0 means no limit.
+    #[arg(long, value_name = "BYTES", default_value_t = smtp_core::config::DEFAULT_DATA_SIZE_LIMIT)]
+    size_limit: usize,
+    /// Offer SMTPUTF8 and accept UTF-8 addresses.
+    #[arg(long)]
+    smtputf8: bool,
+    /// Idle timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
+    /// Connections served at once (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_connections: usize,
+    /// Recipients per message.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_recipients: usize,
+    /// A user for AUTH PLAIN/LOGIN, as USER:PASSWORD (repeatable).
+    #[arg(long = "auth-user", value_name = "USER:PASSWORD", value_parser = parse_user)]
+    auth_users: Vec<(String, String)>,
+    /// Require AUTH before MAIL, RCPT, DATA, VRFY and HELP.
+    #[arg(long)]
+    auth_required: bool,
+    /// Offer AUTH without TLS (unsafe outside tests and loopback).
+    #[arg(long)]
+    no_auth_require_tls: bool,
+    /// Do not offer this mechanism (repeatable).
+    #[arg(long = "auth-exclude", value_name = "MECH")]
+    auth_exclude: Vec<String>,
+    /// PEM certificate chain for STARTTLS and implicit TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates to verify client certificates against (optional client auth).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Refuse every command but EHLO, NOOP, STARTTLS and QUIT before TLS.
+    #[arg(long, requires = "tls_cert")]
+    require_starttls: bool,
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Clone, Debug)]
+enum HandlerChoice {
+    Debugging,
+    Sink,
+    Maildir(PathBuf),
+}
+
+fn parse_handler(s: &str) -> Result<HandlerChoice, String> {
+    match s {
+        "debugging" => Ok(HandlerChoice::Debugging),
+        "sink" => Ok(HandlerChoice::Sink),
+        _ => match s.strip_prefix("maildir:") {
+            Some(dir) if !dir.is_empty() => Ok(HandlerChoice::Maildir(dir.into())),
+            _ => Err("expected debugging, sink or maildir:DIR".into()),
+        },
+    }
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((user, password)) if !user.is_empty() && !password.is_empty() => {
+            Ok((user.into(), password.into()))
+        }
+        _ => Err("expected USER:PASSWORD".into()),
+    }
+}
+
+/// The handler chosen on the command line.
+enum CliHandler {
+    Debugging(Debugging),
+    Sink(Sink),
+    Maildir(Mailbox),
+}
+
+impl Handler for CliHandler {
+    async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
+        match self {
+            CliHandler::Debugging(h) => h.handle_data(session, envelope).await,
+            CliHandler::Sink(h) => h.handle_data(session, envelope).await,
+            CliHandler::Maildir(h) => h.handle_data(session, envelope).await,
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("smtpd: {message}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            return fail(format!("{first} (see --help)"));
+        }
+    };
+    let filter = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    runtime.block_on(run(cli))
+}
+
+fn config(cli: &Cli) -> Result<Config, String> {
+    let mut config = Config::default();
+    if let Some(hostname) = &cli.hostname {
+        config.hostname = hostname.clone();
+    }
+    if let Some(ident) = &cli.ident {
+        config.ident = ident.clone();
+    }
+    config.data_size_limit = (cli.size_limit > 0).then_some(cli.size_limit);
+    config.enable_smtputf8 = cli.smtputf8;
+    config.timeout = Duration::from_secs(cli.timeout);
+    config.max_connections = (cli.max_connections > 0).then_some(cli.max_connections);
+    config.max_recipients = cli.max_recipients;
+    config.auth_required = cli.auth_required;
+    config.auth_require_tls = !cli.no_auth_require_tls;
+    config.auth_exclude_mechanism = cli.auth_exclude.clone();
+    config.require_starttls = cli.require_starttls;
+    if !cli.auth_users.is_empty() {
+        let users = cli
+            .auth_users
+            .iter()
+            .fold(StaticUsers::new(), |users, (u, p)| {
+                users.user(u.as_bytes(), p.as_bytes())
+            });
+        config.authenticator = Some(Arc::new(users));
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        let mut builder = TlsConfig::builder(cert, key);
+        if let Some(ca) = &cli.tls_client_ca {
+            builder = builder.client_ca(ca);
+        }
+        config.tls = Some(builder.build().map_err(|e| e.to_string())?);
+    }
+    if !cli.implicit_tls_listen.is_empty() && config.tls.is_none() {
+        return Err("--implicit-tls-listen needs --tls-cert and --tls-key".into());
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let config = match config(&cli) {
+        Ok(config) => config,
+        Err(e) => return fail(e),
+    };
+    let handler = match &cli.handler {
+        HandlerChoice::Debugging => CliHandler::Debugging(Debugging::stdout()),
+        HandlerChoice::Sink => CliHandler::Sink(Sink),
+        HandlerChoice::Maildir(dir) => match Mailbox::new(dir) {
+            Ok(mailbox) => CliHandler::Maildir(mailbox),
+            Err(e) => return fail(format!("cannot use Maildir {}: {e}", dir.display())),
+        },
+    };
+    let mut server = Server::new(handler, config);
+    for addr in &cli.listen {
+        server = match server.listen(addr).await {
+            Ok(server) => server,
+            Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
+        };
+    }
+    for addr in &cli.implicit_tls_listen {
+        server = match server.listen_implicit_tls(addr).await {
+            Ok(server) => server,
+            Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
+        };
+    }
+    let handle = server.start();
+    let addrs: Vec<String> = handle
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!("smtpd listening on {}", addrs.join(", "));
+    wait_for_signal().await;
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
