@@ -240,7 +240,8 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let cases: &[(&[u8], Result<(Verb, Option<&str>), &str>)] = &[
+        type Case<'a> = (&'a [u8], Result<(Verb, Option<&'a str>), &'a str>);
+        let cases: &[Case] = &[
             (b"EHLO example.com", Ok((Verb::Ehlo, Some("example.com")))),
             (b"ehlo  spaced  ", Ok((Verb::Ehlo, Some("spaced")))),
             (b"NOOP", Ok((Verb::Noop, None))),
@@ -260,7 +261,7 @@ mod tests {
             let got = parse_command(line, false)
                 .map(|c| (c.verb, c.arg))
                 .map_err(|r| r.to_string());
-            let expected = expected.clone().map_err(str::to_owned);
+            let expected = (*expected).map_err(str::to_owned);
             assert_eq!(got, expected, "{}", String::from_utf8_lossy(line));
         }
         let utf8 = parse_command(b"MAIL FROM:<\xc3\xa9@b>", true).unwrap();

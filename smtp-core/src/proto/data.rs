@@ -230,7 +230,8 @@ mod tests {
 
     #[test]
     fn end_marker_and_unstuffing() {
-        let cases: &[(&[u8], &[u8], Option<&[u8]>)] = &[
+        type Case<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+        let cases: &[Case] = &[
             (b".\r\n", b"", Some(b"")),
             (b"Hi\r\n.\r\nQUIT\r\n", b"Hi\r\n", Some(b"QUIT\r\n")),
             (b"..dot\r\n.\r\n", b".dot\r\n", Some(b"")),
