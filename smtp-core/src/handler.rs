@@ -130,10 +130,11 @@ macro_rules! hooks {
                 fn mechanisms() -> &'static [Mechanism<Self>] where Self: Sized { &[] }
             }
 
-            /// Autoref specialisation: `(&&Probe::<T>::new()).route()` is [`UseHooks`] when
+            /// Autoref specialisation: `(&Probe::<T>::new()).route()` is [`UseHooks`] when
             /// `T: Hooks`, and [`UseDefaults`] otherwise. This lets `#[derive(SmtpHandler)]`
             /// work with or without a `#[hooks]` block, which it cannot see.
             pub struct Probe<T>(std::marker::PhantomData<T>);
+            #[allow(clippy::new_without_default)]
             impl<T> Probe<T> {
                 pub const fn new() -> Self { Probe(std::marker::PhantomData) }
             }
@@ -172,13 +173,13 @@ macro_rules! hooks {
                         fn $name(&self $(, $arg: $ty)*) -> impl ::core::future::Future<Output = $ret> + ::core::marker::Send {
                             #[allow(unused_imports)]
                             use $crate::__private::route::{ViaDefaults as _, ViaHooks as _};
-                            (&&$crate::__private::route::Probe::<Self>::new()).route().$name(self $(, $arg)*)
+                            (&$crate::__private::route::Probe::<Self>::new()).route().$name(self $(, $arg)*)
                         }
                     )*
                     fn mechanisms() -> &'static [$crate::Mechanism<Self>] {
                         #[allow(unused_imports)]
                         use $crate::__private::route::{ViaDefaults as _, ViaHooks as _};
-                        (&&$crate::__private::route::Probe::<Self>::new()).route().mechanisms::<Self>()
+                        (&$crate::__private::route::Probe::<Self>::new()).route().mechanisms::<Self>()
                     }
                 };
             }

@@ -85,6 +85,43 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::future::Future;
 
+    use crate::auth::{AuthAbort, AuthResult};
+
+    /// What a `handle_auth` method of a `#[hooks]` block may return: an [`AuthResult`] (the
+    /// hook decides), a `Result<AuthResult, AuthAbort>` (so that `?` works on a challenge), or
+    /// the trait's own `Option<AuthResult>` (`None` runs the mechanism).
+    #[diagnostic::on_unimplemented(
+        message = "`handle_auth` cannot return `{Self}`",
+        label = "expected `AuthResult`, `Result<AuthResult, AuthAbort>` or `Option<AuthResult>`"
+    )]
+    pub trait IntoHandleAuth {
+        /// Converts into the result of `Handler::handle_auth`.
+        fn into_handle_auth(self) -> Option<AuthResult>;
+    }
+
+    impl IntoHandleAuth for AuthResult {
+        fn into_handle_auth(self) -> Option<AuthResult> {
+            Some(self)
+        }
+    }
+
+    impl IntoHandleAuth for Result<AuthResult, AuthAbort> {
+        fn into_handle_auth(self) -> Option<AuthResult> {
+            Some(IntoAuthResult::into_auth_result(self))
+        }
+    }
+
+    impl IntoHandleAuth for Option<AuthResult> {
+        fn into_handle_auth(self) -> Option<AuthResult> {
+            self
+        }
+    }
+
+    /// A session from a local peer, for tests of handlers outside this crate.
+    pub fn __test_session() -> crate::Session {
+        crate::Session::new(crate::Peer::Local, "test.invalid".into())
+    }
+
     /// The names a derived `impl Handler` uses unqualified, imported in its own scope so that
     /// user items of the same names cannot capture them.
     pub mod types {

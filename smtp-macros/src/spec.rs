@@ -1,0 +1,148 @@
+//! The hooks of `smtp_core::Handler`: names, parameters and results, as the macros see them.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub struct HookSpec {
+    pub name: &'static str,
+    pub params: &'static [(&'static str, Param)],
+    pub output: Output,
+}
+
+#[derive(Clone, Copy)]
+pub enum Param {
+    MutSession,
+    Session,
+    Envelope,
+    Str,
+    OptionStr,
+    Strings,
+    Reply,
+    HookError,
+    AuthServer,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Reply,
+    Auth,
+}
+
+pub const HOOKS: &[HookSpec] = &[
+    hook(
+        "handle_helo",
+        &[SESSION, ENVELOPE, ("hostname", Param::Str)],
+    ),
+    hook(
+        "handle_ehlo",
+        &[
+            SESSION,
+            ENVELOPE,
+            ("hostname", Param::Str),
+            ("responses", Param::Reply),
+        ],
+    ),
+    hook(
+        "handle_mail",
+        &[
+            SESSION,
+            ENVELOPE,
+            ("address", Param::Str),
+            ("options", Param::Strings),
+        ],
+    ),
+    hook(
+        "handle_rcpt",
+        &[
+            SESSION,
+            ENVELOPE,
+            ("address", Param::Str),
+            ("options", Param::Strings),
+        ],
+    ),
+    hook("handle_data", &[SESSION, ENVELOPE]),
+    hook("handle_rset", &[SESSION, ENVELOPE]),
+    hook(
+        "handle_noop",
+        &[SESSION, ENVELOPE, ("arg", Param::OptionStr)],
+    ),
+    hook("handle_quit", &[SESSION, ENVELOPE]),
+    hook("handle_vrfy", &[SESSION, ENVELOPE, ("address", Param::Str)]),
+    hook(
+        "handle_exception",
+        &[("session", Param::Session), ("error", Param::HookError)],
+    ),
+    HookSpec {
+        name: "handle_auth",
+        params: MECHANISM_PARAMS,
+        output: Output::Auth,
+    },
+];
+
+const SESSION: (&str, Param) = ("session", Param::MutSession);
+const ENVELOPE: (&str, Param) = ("envelope", Param::Envelope);
+
+/// The parameters of a mechanism method, after `&self`.
+pub const MECHANISM_PARAMS: &[(&str, Param)] =
+    &[("server", Param::AuthServer), ("args", Param::Strings)];
+
+const fn hook(name: &'static str, params: &'static [(&'static str, Param)]) -> HookSpec {
+    HookSpec {
+        name,
+        params,
+        output: Output::Reply,
+    }
+}
+
+pub fn find(name: &str) -> Option<&'static HookSpec> {
+    HOOKS.iter().find(|hook| hook.name == name)
+}
+
+impl Param {
+    pub fn tokens(self, krate: &syn::Path) -> TokenStream {
+        match self {
+            Param::MutSession => quote!(&mut #krate::Session),
+            Param::Session => quote!(&#krate::Session),
+            Param::Envelope => quote!(&mut #krate::Envelope),
+            Param::Str => quote!(&::core::primitive::str),
+            Param::OptionStr => quote!(::core::option::Option<&::core::primitive::str>),
+            Param::Strings => quote!(&[::std::string::String]),
+            Param::Reply => quote!(#krate::Reply),
+            Param::HookError => quote!(&#krate::HookError),
+            Param::AuthServer => quote!(&mut #krate::AuthServer<'_>),
+        }
+    }
+
+    fn display(self) -> &'static str {
+        match self {
+            Param::MutSession => "&mut Session",
+            Param::Session => "&Session",
+            Param::Envelope => "&mut Envelope",
+            Param::Str => "&str",
+            Param::OptionStr => "Option<&str>",
+            Param::Strings => "&[String]",
+            Param::Reply => "Reply",
+            Param::HookError => "&HookError",
+            Param::AuthServer => "&mut AuthServer<'_>",
+        }
+    }
+}
+
+/// `async fn name(&self, a: A, b: B) -> R`, as shown in diagnostics.
+pub fn signature(name: &str, params: &[(&str, Param)], output: &str) -> String {
+    let params: String = params
+        .iter()
+        .map(|(name, ty)| format!(", {name}: {}", ty.display()))
+        .collect();
+    format!("async fn {name}(&self{params}) -> {output}")
+}
+
+impl HookSpec {
+    pub fn signature(&self) -> String {
+        let output = match self.output {
+            Output::Reply => "Reply",
+            Output::Auth => "AuthResult",
+        };
+        signature(self.name, self.params, output)
+    }
+}

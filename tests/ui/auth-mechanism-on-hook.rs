@@ -1,0 +1,14 @@
+use smtp_core::{Envelope, Reply, Session, SmtpHandler};
+
+#[derive(SmtpHandler)]
+struct Handler;
+
+#[smtp_core::hooks]
+impl Handler {
+    #[smtp_core::auth_mechanism("X-TOKEN")]
+    async fn handle_data(&self, _: &mut Session, _: &mut Envelope) -> Reply {
+        Reply::ok()
+    }
+}
+
+fn main() {}

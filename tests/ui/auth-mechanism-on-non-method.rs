@@ -1,0 +1,4 @@
+#[smtp_core::auth_mechanism("X-TOKEN")]
+struct Token;
+
+fn main() {}

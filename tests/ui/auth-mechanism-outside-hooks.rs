@@ -1,0 +1,14 @@
+use smtp_core::{AuthResult, AuthServer, auth_mechanism};
+
+struct Handler;
+
+impl Handler {
+    #[auth_mechanism("X-TOKEN")]
+    async fn token(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        AuthResult::failure()
+    }
+}
+
+fn main() {
+    let _ = Handler::token;
+}

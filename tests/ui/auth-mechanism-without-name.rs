@@ -1,0 +1,14 @@
+use smtp_core::{AuthResult, AuthServer, SmtpHandler};
+
+#[derive(SmtpHandler)]
+struct Handler;
+
+#[smtp_core::hooks]
+impl Handler {
+    #[smtp_core::auth_mechanism]
+    async fn token(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        AuthResult::failure()
+    }
+}
+
+fn main() {}

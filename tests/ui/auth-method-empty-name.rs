@@ -1,0 +1,13 @@
+use smtp_core::{AuthResult, AuthServer, SmtpHandler};
+
+#[derive(SmtpHandler)]
+struct Handler;
+
+#[smtp_core::hooks]
+impl Handler {
+    async fn auth_(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        AuthResult::failure()
+    }
+}
+
+fn main() {}

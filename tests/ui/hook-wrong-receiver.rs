@@ -1,0 +1,13 @@
+use smtp_core::{Envelope, Reply, Session, SmtpHandler};
+
+#[derive(SmtpHandler)]
+struct Handler;
+
+#[smtp_core::hooks]
+impl Handler {
+    async fn handle_data(&mut self, _: &mut Session, _: &mut Envelope) -> Reply {
+        Reply::ok()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[smtp_core::hooks]
+struct Handler;
+
+fn main() {}

@@ -1,0 +1,13 @@
+use smtp_core::{AuthServer, SmtpHandler};
+
+#[derive(SmtpHandler)]
+struct Handler;
+
+#[smtp_core::hooks]
+impl Handler {
+    async fn auth_TOKEN(&self, _: &mut AuthServer<'_>, _: &[String]) -> bool {
+        false
+    }
+}
+
+fn main() {}
