@@ -103,6 +103,10 @@ impl<S: Transport> Io<S> {
 }
 
 impl<S: Transport> AuthIo for Io<S> {
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        self.stream.tls()
+    }
+
     fn send<'a>(&'a mut self, reply: &'a Reply) -> BoxFuture<'a, std::io::Result<()>> {
         Box::pin(async move {
             self.push(reply);
@@ -355,10 +359,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 return Next::Continue;
             }
         };
-        if cmd.verb == Verb::Auth {
-            debug!(">> {}", sanitize_auth(&cmd.verb_text, cmd.arg));
-        } else {
-            debug!(">> {}", String::from_utf8_lossy(line));
+        match cmd.verb {
+            Verb::Auth => debug!(">> {}", sanitize_auth(&cmd.verb_text, cmd.arg)),
+            // An unknown "command" may be a credential sent after a refused AUTH: never log it.
+            Verb::Unknown => debug!(">> (unrecognized command of {} bytes)", line.len()),
+            _ => debug!(">> {}", String::from_utf8_lossy(line)),
         }
         let verb = cmd.verb;
         if line.len() > self.command_limit(verb) {
@@ -402,10 +407,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 ));
                 return Next::Close;
             }
-            self.io.push(&Reply::new(
+            let reply = Reply::new(
                 500,
                 format!("Error: command \"{}\" not recognized", cmd.verb_text),
-            ));
+            );
+            // Sent, but not logged: it echoes the unknown line (see above).
+            reply.write_to(&mut self.io.outbuf);
             return Next::Continue;
         }
         self.io.touch();
@@ -796,7 +803,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let Stream::Plain(plain) = std::mem::replace(&mut self.io.stream, Stream::Upgrading) else {
             return false;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config);
+        let certificate = tls.snapshot();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
         let handshake = tokio::select! {
             biased;
             _ = self.io.kill.cancelled() => return false,
@@ -804,7 +812,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         };
         match handshake {
             Ok(Ok(stream)) => {
-                let info = TlsInfo::from_connection(stream.get_ref().1, implicit);
+                let presented = tls.presented(&certificate);
+                let info = TlsInfo::from_connection(stream.get_ref().1, implicit, presented);
                 info!(version = %info.version, cipher = %info.cipher_suite, "TLS established");
                 self.io.stream = Stream::Tls(Box::new(stream));
                 let peer = self.session.peer.clone();
@@ -825,12 +834,6 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 false
             }
         }
-    }
-
-    /// The negotiated TLS connection, for keying material (`tls-exporter`) and certificates.
-    #[allow(dead_code)]
-    pub(crate) fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
-        self.io.stream.tls()
     }
 
     async fn auth(&mut self, arg: Option<&str>) -> Next {
@@ -871,6 +874,13 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         args[0].make_ascii_uppercase();
         if self.shared.registry.get(&args[0]).is_none() {
             return Err(Reply::from("504 5.5.4 Unrecognized authentication type"));
+        }
+        // The line limit leaves room for `AUTH <name> `; the response itself gets the exact one.
+        if args
+            .get(1)
+            .is_some_and(|ir| ir.len() > config.auth_line_limit)
+        {
+            return Err(too_long_auth());
         }
         // RFC 4954 §4: `=` is an empty initial response.
         if args.get(1).is_some_and(|ir| ir == "=") {

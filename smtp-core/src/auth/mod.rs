@@ -128,7 +128,14 @@ pub(crate) enum ResponseLine {
 pub(crate) trait AuthIo: Send {
     fn send<'a>(&'a mut self, reply: &'a Reply) -> BoxFuture<'a, std::io::Result<()>>;
     fn read_line(&mut self) -> BoxFuture<'_, ResponseLine>;
+    /// The TLS connection, once TLS is active.
+    fn tls(&self) -> Option<&rustls::ServerConnection> {
+        None
+    }
 }
+
+/// The label of the `tls-exporter` channel binding (RFC 9266 §2).
+const CHANNEL_BINDING_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 
 /// The server side of one AUTH exchange, handed to mechanisms and to `handle_auth`.
 pub struct AuthServer<'a> {
@@ -173,11 +180,13 @@ impl<'a> AuthServer<'a> {
     }
 
     /// Sends a reply now. A final reply (anything but 3xx) ends the exchange for the client:
-    /// the server will send nothing more for this AUTH.
+    /// the server will send nothing more for this AUTH. After a failed challenge
+    /// ([`AuthAbort`]) nothing is sent: the client gets the abort's reply.
     pub async fn push(&mut self, reply: impl Into<Reply>) -> std::io::Result<()> {
         let reply = reply.into();
-        if self.final_sent {
-            tracing::warn!(reply = %reply, "AUTH mechanism pushed a second final reply; dropped");
+        if self.final_sent || self.abort.is_some() {
+            // After an abort the server owes the client the abort's reply, and only that.
+            tracing::warn!(reply = %reply, "AUTH mechanism pushed a reply after the exchange ended; dropped");
             return Ok(());
         }
         self.final_sent = !reply.is_intermediate();
@@ -226,6 +235,43 @@ impl<'a> AuthServer<'a> {
                     .map_err(|_| self.fail(AuthAbort::BadBase64))
             }
         }
+    }
+
+    /// The TLS connection, once TLS is active: what [`Session::tls`] does not carry.
+    pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
+        self.io.tls()
+    }
+
+    /// `len` octets of keying material exported from the TLS session (RFC 5705, RFC 8446
+    /// §7.5) with `label` and `context`; the client derives the same octets. `None` without
+    /// TLS or when `len` is 0.
+    pub fn tls_exporter(
+        &self,
+        label: &[u8],
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Option<Vec<u8>> {
+        self.io
+            .tls()?
+            .export_keying_material(vec![0; len], label, context)
+            .ok()
+    }
+
+    /// The `tls-exporter` channel binding data (RFC 9266): 32 octets exported with the label
+    /// `EXPORTER-Channel-Binding` and an empty context. `None` unless TLS 1.3 is active,
+    /// since RFC 9266 allows it over TLS 1.2 only with extended master secret.
+    pub fn tls_exporter_channel_binding(&self) -> Option<Vec<u8>> {
+        let tls = self.io.tls()?;
+        if tls.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            return None;
+        }
+        self.tls_exporter(CHANNEL_BINDING_LABEL, Some(b""), 32)
+    }
+
+    /// The server's leaf certificate (DER) in this TLS session, for the
+    /// `tls-server-end-point` channel binding (RFC 5929 §4), which hashes it.
+    pub fn tls_server_certificate(&self) -> Option<&[u8]> {
+        self.session.tls.as_ref()?.server_certificate.as_deref()
     }
 
     /// Decodes an initial response (`args[1]`) the way [`challenge_auth`](Self::challenge_auth)
