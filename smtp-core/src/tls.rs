@@ -2,15 +2,32 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 
 /// A TLS setup for STARTTLS and implicit-TLS listeners.
+///
+/// One loaded from files can [`reload`](Self::reload) its certificate and key without a
+/// restart; clones share the certificate, so reloading any clone (for example one kept
+/// after handing the [`Config`](crate::Config) to the server) affects new handshakes of all.
 #[derive(Clone)]
 pub struct TlsConfig {
     pub(crate) server_config: Arc<rustls::ServerConfig>,
+    files: Option<Arc<FileCert>>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TlsConfig");
+        if let Some(files) = &self.files {
+            d.field("cert", &files.cert).field("key", &files.key);
+        }
+        d.finish_non_exhaustive()
+    }
 }
 
 /// A TLS file that could not be used; its message names the file.
@@ -40,6 +57,49 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// The certificate chain and key of a [`TlsConfig`] loaded from files: the resolver of every
+/// handshake, swapped as a whole by [`TlsConfig::reload`].
+#[derive(Debug)]
+struct FileCert {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl FileCert {
+    fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+        let chain = certs(cert)?;
+        let key_pem = read_pem(key)?;
+        let key_der: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| TlsError(format!("bad private key in {}: {e}", key.display())))?
+            .ok_or_else(|| TlsError(format!("no private key in {}", key.display())))?;
+        CertifiedKey::from_der(chain, key_der, provider).map_err(|e| {
+            TlsError(format!(
+                "{} does not match {}: {e}",
+                key.display(),
+                cert.display()
+            ))
+        })
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ResolvesServerCert for FileCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// The certificate a handshake is about to use, to tell afterwards which one it used.
+pub(crate) struct CertSnapshot(Option<Arc<CertifiedKey>>);
+
 impl TlsConfig {
     /// Loads a certificate chain and its private key from PEM files.
     pub fn from_pem_files(
@@ -59,16 +119,54 @@ impl TlsConfig {
         }
     }
 
-    /// Uses a rustls configuration made elsewhere.
+    /// Uses a rustls configuration made elsewhere. Such a setup cannot
+    /// [`reload`](Self::reload), and sessions do not learn the server certificate
+    /// ([`TlsInfo::server_certificate`]).
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> TlsConfig {
         TlsConfig {
             server_config: config,
+            files: None,
         }
     }
 
     /// The rustls configuration.
     pub fn rustls_config(&self) -> &Arc<rustls::ServerConfig> {
         &self.server_config
+    }
+
+    /// Reads the certificate and key files again; handshakes from now on use them, sessions
+    /// already encrypted keep theirs. On error the previous certificate stays in use.
+    /// (The client CA file is read only once.)
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let Some(files) = &self.files else {
+            return Err(TlsError(
+                "this TLS configuration was not loaded from files".into(),
+            ));
+        };
+        let key = FileCert::load(&files.cert, &files.key, &files.provider)?;
+        *files.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+        Ok(())
+    }
+
+    /// The leaf certificate (DER) that new handshakes present, when known.
+    pub fn certificate(&self) -> Option<Vec<u8>> {
+        let files = self.files.as_ref()?;
+        files.current().end_entity_cert().ok().map(|c| c.to_vec())
+    }
+
+    pub(crate) fn snapshot(&self) -> CertSnapshot {
+        CertSnapshot(self.files.as_ref().map(|f| f.current()))
+    }
+
+    /// The leaf certificate a handshake that started at `before` presented: known unless
+    /// a reload happened in between.
+    pub(crate) fn presented(&self, before: &CertSnapshot) -> Option<Vec<u8>> {
+        let before = before.0.as_ref()?;
+        let after = self.files.as_ref()?.current();
+        if !Arc::ptr_eq(before, &after) {
+            return None;
+        }
+        after.end_entity_cert().ok().map(|c| c.to_vec())
     }
 }
 
@@ -101,12 +199,8 @@ impl TlsConfigBuilder {
 
     /// Reads the files and builds the configuration.
     pub fn build(self) -> Result<TlsConfig, TlsError> {
-        let chain = certs(&self.cert)?;
-        let key_pem = read_pem(&self.key)?;
-        let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|e| TlsError(format!("bad private key in {}: {e}", self.key.display())))?
-            .ok_or_else(|| TlsError(format!("no private key in {}", self.key.display())))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = FileCert::load(&self.cert, &self.key, &provider)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("TLS setup: {e}")))?;
@@ -120,7 +214,7 @@ impl TlsConfigBuilder {
                     })?;
                 }
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 let verifier = if self.require_client_cert {
                     verifier
                 } else {
@@ -132,15 +226,16 @@ impl TlsConfigBuilder {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_single_cert(chain, key).map_err(|e| {
-            TlsError(format!(
-                "{} does not match {}: {e}",
-                self.key.display(),
-                self.cert.display()
-            ))
-        })?;
+        let files = Arc::new(FileCert {
+            cert: self.cert,
+            key: self.key,
+            provider,
+            current: RwLock::new(Arc::new(key)),
+        });
+        let config = builder.with_cert_resolver(files.clone());
         Ok(TlsConfig {
             server_config: Arc::new(config),
+            files: Some(files),
         })
     }
 }
@@ -158,10 +253,18 @@ pub struct TlsInfo {
     pub peer_certificates: Vec<Vec<u8>>,
     /// Whether the connection started with TLS (implicit TLS) rather than STARTTLS.
     pub implicit: bool,
+    /// The server's own leaf certificate (DER) sent in this handshake, for
+    /// `tls-server-end-point` channel binding (RFC 5929). `None` for a
+    /// [`TlsConfig::from_rustls`] setup, or when a reload raced the handshake.
+    pub server_certificate: Option<Vec<u8>>,
 }
 
 impl TlsInfo {
-    pub(crate) fn from_connection(conn: &rustls::ServerConnection, implicit: bool) -> TlsInfo {
+    pub(crate) fn from_connection(
+        conn: &rustls::ServerConnection,
+        implicit: bool,
+        server_certificate: Option<Vec<u8>>,
+    ) -> TlsInfo {
         let version = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
@@ -183,6 +286,7 @@ impl TlsInfo {
                 .map(|c| c.to_vec())
                 .collect(),
             implicit,
+            server_certificate,
         }
     }
 }
