@@ -1,3 +1,5 @@
+//! The smallest end-to-end check: greeting and QUIT.
+
 mod common;
 use common::*;
 use smtp_core::handlers::Sink;

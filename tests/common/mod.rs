@@ -149,3 +149,215 @@ impl Client {
         self.cmd(".", 250).await;
     }
 }
+
+// ---- Helpers of the engine_* and interop_clients tests. ----
+
+/// Messages collected by [`collector`].
+pub type Messages = std::sync::Arc<std::sync::Mutex<Vec<smtp_core::handlers::ReceivedMessage>>>;
+
+/// A handler that records every message it accepts, and the list it records into.
+pub fn collector() -> (impl Handler, Messages) {
+    let messages = Messages::default();
+    let sink = messages.clone();
+    let handler = smtp_core::handlers::on_message(move |message| {
+        sink.lock().unwrap().push(message);
+        async { Ok(()) }
+    });
+    (handler, messages)
+}
+
+/// Waits until `messages` holds at least `n` messages, failing after [`REPLY_TIMEOUT`].
+pub async fn wait_for_messages(messages: &Messages, n: usize) {
+    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+    while messages.lock().unwrap().len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {n} messages, got {}",
+            messages.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A `Write` into a shared buffer, for `Debugging::to_writer`.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// What was written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A new, empty, uniquely named directory.
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "smtpd-test-{tag}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Client {
+    /// Connects from the local address `from` (e.g. 127.0.0.2) without reading the greeting.
+    pub async fn connect_raw_from(from: std::net::IpAddr, addr: std::net::SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::new(from, 0))
+            .expect("bind client address");
+        let stream = tokio::time::timeout(REPLY_TIMEOUT, socket.connect(addr))
+            .await
+            .expect("connect timeout")
+            .expect("connect");
+        let (r, w) = stream.into_split();
+        Client {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    /// The client's own address, as the server sees it.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.writer.as_ref().local_addr().expect("local address")
+    }
+
+    /// Turns off Nagle's algorithm, so that each `send` leaves as its own segment.
+    pub fn nodelay(&self) {
+        self.writer.as_ref().set_nodelay(true).expect("nodelay");
+    }
+
+    /// Returns the bytes of exactly one read from the socket (or what is already buffered).
+    pub async fn read_once(&mut self) -> Vec<u8> {
+        let buf = tokio::time::timeout(REPLY_TIMEOUT, self.reader.fill_buf())
+            .await
+            .expect("timed out waiting for data")
+            .expect("read")
+            .to_vec();
+        self.reader.consume(buf.len());
+        buf
+    }
+
+    /// Sends `lines` (each + CRLF) in one write and returns the first line of each of the
+    /// `n` replies, in order.
+    pub async fn pipeline(&mut self, lines: &[&str], n: usize) -> Vec<String> {
+        let mut batch = String::new();
+        for line in lines {
+            batch.push_str(line);
+            batch.push_str("\r\n");
+        }
+        self.send(batch.as_bytes()).await;
+        let mut replies = Vec::new();
+        for _ in 0..n {
+            replies.push(self.reply().await.join("\n"));
+        }
+        replies
+    }
+
+    /// Sends one message: MAIL, RCPT, DATA and `body` (dot-stuffed, ending in CRLF), `.`;
+    /// returns the whole reply to the final `.`.
+    pub async fn deliver(&mut self, from: &str, to: &[&str], body: &[u8]) -> Vec<String> {
+        self.cmd(&format!("MAIL FROM:<{from}>"), 250).await;
+        for rcpt in to {
+            self.cmd(&format!("RCPT TO:<{rcpt}>"), 250).await;
+        }
+        self.cmd("DATA", 354).await;
+        self.send(body).await;
+        self.send(b".\r\n").await;
+        self.reply().await
+    }
+}
+
+// ---- AUTH helpers (tests/auth_*.rs) ----
+
+/// [`config`] with AUTH offered over plaintext, as aiosmtpd's `auth_require_tls=False` fixtures.
+pub fn auth_config() -> Config {
+    Config {
+        auth_require_tls: false,
+        ..config()
+    }
+}
+
+/// Standard base64 of `bytes`.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A PLAIN response (RFC 4616): base64 of `authzid NUL login NUL password`.
+pub fn plain(authzid: &str, login: &str, password: &str) -> String {
+    b64(format!("{authzid}\0{login}\0{password}"))
+}
+
+/// Everything `tracing` writes, kept in memory: install [`LogBuffer::subscriber`] with
+/// `tracing::subscriber::set_default` in a current-thread runtime test so that the server's
+/// tasks log into it.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// A TRACE-level `fmt` subscriber writing into this buffer, without colours.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish()
+    }
+
+    /// What was logged so far.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+/// TLS certificates and a client that can switch to TLS (see `tls.rs`).
+pub mod tls;

@@ -60,7 +60,11 @@ impl Debugging {
                 text.extend_from_slice(content);
             }
         }
-        text.extend_from_slice(b"\n------------ END MESSAGE ------------\n");
+        // Content ends in CRLF; a newline of our own would print a blank line aiosmtpd lacks.
+        if !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"------------ END MESSAGE ------------\n");
         // Terminals and log collectors want plain newlines.
         let mut out = Vec::with_capacity(text.len());
         let mut i = 0;

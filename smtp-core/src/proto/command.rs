@@ -221,8 +221,10 @@ fn validate_address(address: &str) -> Result<(), PathError> {
         return Err(PathError::Malformed);
     }
     let quoted = local.len() >= 2 && local.starts_with('"') && local.ends_with('"');
-    let bad_char =
-        |c: char| c.is_control() || c == '<' || c == '>' || (!quoted && (c == ' ' || c == '"'));
+    // An unquoted `@` in the local part (`a@b@c`) is refused, as aiosmtpd's parser does.
+    let bad_char = |c: char| {
+        c.is_control() || c == '<' || c == '>' || (!quoted && (c == ' ' || c == '"' || c == '@'))
+    };
     if local.chars().any(bad_char) || local.len() > 64 && !quoted {
         return Err(PathError::Malformed);
     }
@@ -297,6 +299,8 @@ mod tests {
             ("FROM:<a@b>x", Err(PathError::Malformed)),
             ("FROM:<@b>", Err(PathError::Malformed)),
             ("FROM:<a@>", Err(PathError::Malformed)),
+            ("FROM:<a@b@c>", Err(PathError::Malformed)),
+            ("FROM:<\"a@b\"@c>", ok("\"a@b\"@c", &[])),
         ];
         for (arg, expected) in cases {
             assert_eq!(&parse_path(Some(arg), "FROM:"), expected, "{arg}");
