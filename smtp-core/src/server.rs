@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::session::Peer;
+use crate::stream::Transport;
 
 /// What all connections of a server share, read-only.
 pub(crate) struct Shared<H> {
@@ -165,12 +166,21 @@ impl<H: Handler> Server<H> {
             tracker.spawn(accept);
         }
         let grace = shared.config.shutdown_grace;
+        let spawner: Spawner = {
+            let (shutdown, kill, tracker) = (shutdown.clone(), kill.clone(), tracker.clone());
+            Arc::new(move |stream, peer, implicit_tls| {
+                let connection =
+                    Connection::new(shared.clone(), stream, peer, shutdown.clone(), kill.clone());
+                tracker.spawn(connection.run(implicit_tls));
+            })
+        };
         ServerHandle {
             addrs,
             shutdown,
             kill,
             tracker,
             grace,
+            spawner,
         }
     }
 }
@@ -287,9 +297,20 @@ pub struct ServerHandle {
     kill: CancellationToken,
     tracker: TaskTracker,
     grace: std::time::Duration,
+    spawner: Spawner,
 }
 
+/// Starts a connection on any transport; type-erased so that the handle is not generic.
+type Spawner = Arc<dyn Fn(Box<dyn Transport>, Peer, bool) + Send + Sync>;
+
 impl ServerHandle {
+    /// Serves one connection that arrived some other way: a Unix socket, a socket handed over
+    /// by a supervisor, or an in-memory stream (`tokio::io::duplex`) in tests and fuzzing.
+    /// It shares the server's handler, settings and shutdown, but not the per-IP limits.
+    /// With `implicit_tls` the TLS handshake comes first.
+    pub fn serve_stream(&self, stream: impl Transport, peer: Peer, implicit_tls: bool) {
+        (self.spawner)(Box::new(stream), peer, implicit_tls);
+    }
     /// The address of the first listener.
     ///
     /// # Panics
