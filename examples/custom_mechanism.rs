@@ -20,6 +20,7 @@ use smtp_core::{
 /// Accepts tokens from a set of one-time tokens; each works once.
 #[derive(SmtpHandler)]
 pub struct TokenDesk {
+    /// Tokens not used yet.
     pub tokens: Mutex<HashSet<String>>,
 }
 
