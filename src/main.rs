@@ -215,6 +215,7 @@ async fn run(cli: Cli) -> ExitCode {
             Err(e) => return fail(format!("cannot use Maildir {}: {e}", dir.display())),
         },
     };
+    let tls = config.tls.clone();
     let mut server = Server::new(handler, config);
     for addr in &cli.listen {
         server = match server.listen(addr).await {
@@ -235,22 +236,34 @@ async fn run(cli: Cli) -> ExitCode {
         .map(ToString::to_string)
         .collect();
     eprintln!("smtpd listening on {}", addrs.join(", "));
-    wait_for_signal().await;
+    wait_for_signal(tls).await;
     handle.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate and key, so renewed
+/// certificates are served without a restart.
+async fn wait_for_signal(tls: Option<TlsConfig>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => match tls.as_ref().map(TlsConfig::reload) {
+                        Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                        Some(Err(e)) => tracing::error!("TLS certificate not reloaded: {e}"),
+                        None => tracing::info!("SIGHUP ignored: no TLS certificate to reload"),
+                    },
+                }
             }
-            return;
         }
     }
+    let _ = tls;
     let _ = tokio::signal::ctrl_c().await;
 }

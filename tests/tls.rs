@@ -939,3 +939,72 @@ async fn a_rustls_config_made_elsewhere_works_but_cannot_reload() {
     assert_eq!(tls.version, "TLSv1.3");
     server.shutdown().await;
 }
+
+/// `smtpd` re-reads its certificate on SIGHUP: new handshakes get the renewed one.
+#[tokio::test]
+async fn smtpd_binary_reloads_its_certificate_on_sighup() {
+    use std::io::BufRead as _;
+    let pki = Pki::new();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_smtpd"))
+        .args(["--listen", "127.0.0.1:0", "--handler", "sink"])
+        .args(["--hostname", "test.example", "--ident", "smtpd test"])
+        .arg("--tls-cert")
+        .arg(&pki.server.cert)
+        .arg("--tls-key")
+        .arg(&pki.server.key)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn smtpd");
+    let mut smtpd = Smtpd(child);
+    let stderr = smtpd.0.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (reload_tx, reload_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let (mut addr_tx, mut reload_tx) = (Some(addr_tx), Some(reload_tx));
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("smtpd listening on ")
+                && let Some(tx) = addr_tx.take()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+            if line.contains("TLS certificate reloaded")
+                && let Some(tx) = reload_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let addr: std::net::SocketAddr = tokio::time::timeout(common::REPLY_TIMEOUT, addr_rx)
+        .await
+        .expect("smtpd started")
+        .expect("address line")
+        .parse()
+        .expect("address");
+    let (der, _) = server_certificate_of(addr, &pki).await;
+    assert_eq!(der, pki.server.der);
+
+    let next = pki.server_leaf("renewed");
+    std::fs::copy(&next.cert, &pki.server.cert).expect("replace certificate");
+    std::fs::copy(&next.key, &pki.server.key).expect("replace key");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &smtpd.0.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    tokio::time::timeout(common::REPLY_TIMEOUT, reload_rx)
+        .await
+        .expect("reload logged")
+        .expect("reload line");
+    let (der, _) = server_certificate_of(addr, &pki).await;
+    assert_eq!(
+        der, next.der,
+        "a new handshake gets the renewed certificate"
+    );
+    drop(smtpd);
+}
