@@ -42,6 +42,9 @@ struct Cli {
     /// Connections served at once (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_connections: usize,
+    /// Connections served at once from one client address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    max_connections_per_ip: usize,
     /// Recipients per message.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_recipients: usize,
@@ -175,6 +178,7 @@ fn config(cli: &Cli) -> Result<Config, String> {
     config.enable_smtputf8 = cli.smtputf8;
     config.timeout = Duration::from_secs(cli.timeout);
     config.max_connections = (cli.max_connections > 0).then_some(cli.max_connections);
+    config.max_connections_per_ip = (cli.max_connections_per_ip > 0).then_some(cli.max_connections_per_ip);
     config.max_recipients = cli.max_recipients;
     config.auth_required = cli.auth_required;
     config.auth_require_tls = !cli.no_auth_require_tls;
