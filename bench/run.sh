@@ -33,7 +33,7 @@ if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
   need=()
   command -v smtp-sink >/dev/null || need+=(postfix)
   command -v go >/dev/null || need+=(golang-go golang-github-emersion-go-smtp-dev golang-github-emersion-go-sasl-dev)
-  command -v node >/dev/null || need+=(nodejs npm)
+  command -v node >/dev/null || need+=(nodejs)
   command -v swaks >/dev/null || need+=(swaks)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -q
