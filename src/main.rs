@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use smtp_core::handlers::{Debugging, Mailbox, Sink};
-use smtp_core::{Config, Envelope, Handler, Reply, Server, Session, StaticUsers, TlsConfig};
+use smtp_core::{
+    BodyMode, Config, Envelope, Handler, Reply, Server, Session, StaticUsers, TlsConfig,
+};
 
 /// An SMTP server: a debugging mail catcher, a sink, or a Maildir delivery agent.
 #[derive(Parser, Debug)]
 #[command(name = "smtpd", version, about)]
 struct Cli {
-    /// Address to listen on (repeatable).
-    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8025")]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on: HOST:PORT, or unix:/PATH for a Unix-domain socket (repeatable).
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8025", value_parser = parse_listen)]
+    listen: Vec<ListenAddr>,
     /// Address for an implicit-TLS listener (submissions, RFC 8314; repeatable). Needs --tls-cert.
     #[arg(long = "implicit-tls-listen", value_name = "ADDR")]
     implicit_tls_listen: Vec<SocketAddr>,
@@ -36,6 +38,18 @@ struct Cli {
     /// Offer SMTPUTF8 and accept UTF-8 addresses.
     #[arg(long)]
     smtputf8: bool,
+    /// Speak LMTP (RFC 2033) instead of SMTP: LHLO, and one reply per recipient after DATA.
+    #[arg(long)]
+    lmtp: bool,
+    /// Do not offer CHUNKING/BINARYMIME (BDAT, RFC 3030).
+    #[arg(long)]
+    no_chunking: bool,
+    /// Do not offer DSN (RFC 3461) parameters.
+    #[arg(long)]
+    no_dsn: bool,
+    /// Offer ENHANCEDSTATUSCODES: an RFC 3463 code on every reply (`250 2.1.0 OK`).
+    #[arg(long)]
+    enhanced_status_codes: bool,
     /// Idle timeout in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     timeout: u64,
@@ -60,6 +74,20 @@ struct Cli {
     /// Do not offer this mechanism (repeatable).
     #[arg(long = "auth-exclude", value_name = "MECH")]
     auth_exclude: Vec<String>,
+    /// Also offer this mechanism (repeatable): SCRAM-SHA-256, SCRAM-SHA-256-PLUS, SCRAM-SHA-1,
+    /// SCRAM-SHA-1-PLUS, CRAM-MD5 (legacy), ANONYMOUS. SCRAM and CRAM-MD5 check --auth-user.
+    #[arg(long = "auth-mechanism", value_name = "MECH", value_parser = parse_mechanism)]
+    auth_mechanisms: Vec<String>,
+    /// Pause before the first AUTH failure reply on a connection, doubled for each further
+    /// failure (0: none).
+    #[arg(long, value_name = "MILLIS", default_value_t = 1000)]
+    auth_failure_delay_ms: u64,
+    /// AUTH failures per client address and per user in 10 minutes before `454` (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    auth_rate_limit: u32,
+    /// Count AUTH failures in this Redis (redis://HOST:PORT), shared with other instances.
+    #[arg(long, value_name = "URL")]
+    auth_limit_redis: Option<String>,
     /// PEM certificate chain for STARTTLS and implicit TLS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -72,9 +100,63 @@ struct Cli {
     /// Refuse every command but EHLO, NOOP, STARTTLS and QUIT before TLS.
     #[arg(long, requires = "tls_cert")]
     require_starttls: bool,
+    /// Require a PROXY protocol header (v1 or v2) before the greeting on every connection.
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// A network allowed to send PROXY headers, e.g. 10.0.0.0/8 (repeatable; default: any).
+    #[arg(
+        long = "proxy-trusted",
+        value_name = "CIDR",
+        requires = "proxy_protocol"
+    )]
+    proxy_trusted: Vec<smtp_core::Cidr>,
+    /// Seconds a PROXY header may take to arrive.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        requires = "proxy_protocol"
+    )]
+    proxy_timeout: u64,
+    /// Messages per connection before `421` (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_messages_per_connection: usize,
+    /// Message bytes per connection before `421` (0: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    max_bytes_per_connection: u64,
+    /// Slowest DATA transfer tolerated after a 10-second grace, in bytes per second (0: none).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 0)]
+    min_data_rate: u64,
     /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+/// A `--listen` address.
+#[derive(Clone, Debug)]
+enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => addr.fmt(f),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    match s.strip_prefix("unix:") {
+        Some("") => Err("expected unix:/PATH".into()),
+        Some(path) => Ok(ListenAddr::Unix(path.into())),
+        None => s
+            .parse()
+            .map(ListenAddr::Tcp)
+            .map_err(|_| "expected HOST:PORT or unix:/PATH".into()),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +177,79 @@ fn parse_handler(s: &str) -> Result<HandlerChoice, String> {
     }
 }
 
+const CLI_MECHANISMS: [&str; 8] = [
+    "PLAIN",
+    "LOGIN",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-1-PLUS",
+    "CRAM-MD5",
+    "ANONYMOUS",
+];
+
+fn parse_mechanism(s: &str) -> Result<String, String> {
+    let name = s.to_ascii_uppercase();
+    if CLI_MECHANISMS.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(format!("expected one of {}", CLI_MECHANISMS.join(", ")))
+    }
+}
+
+/// Registers the `--auth-mechanism` mechanisms over the `--auth-user` table.
+fn with_mechanisms<H: Handler>(mut server: Server<H>, cli: &Cli) -> Result<Server<H>, String> {
+    use smtp_core::auth::mechanisms::{Anonymous, CramMd5, Scram};
+    let users = Arc::new(static_users(cli));
+    let has = |name: &str| cli.auth_mechanisms.iter().any(|m| m == name);
+    for name in &cli.auth_mechanisms {
+        let users = users.clone();
+        server = match name.as_str() {
+            "SCRAM-SHA-256" => server.mechanism(
+                name,
+                Scram::sha256(users).plus_offered(has("SCRAM-SHA-256-PLUS")),
+            ),
+            "SCRAM-SHA-256-PLUS" => server.mechanism(name, Scram::sha256_plus(users)),
+            "SCRAM-SHA-1" => server.mechanism(
+                name,
+                Scram::sha1(users).plus_offered(has("SCRAM-SHA-1-PLUS")),
+            ),
+            "SCRAM-SHA-1-PLUS" => server.mechanism(name, Scram::sha1_plus(users)),
+            "CRAM-MD5" => server.mechanism(name, CramMd5::new(users)),
+            "ANONYMOUS" => server.mechanism(name, Anonymous),
+            _ => Ok(server),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(server)
+}
+
+fn static_users(cli: &Cli) -> StaticUsers {
+    cli.auth_users
+        .iter()
+        .fold(StaticUsers::new(), |users, (u, p)| {
+            users.user(u.as_bytes(), p.as_bytes())
+        })
+}
+
+async fn auth_limiter(cli: &Cli) -> Result<Option<Arc<dyn smtp_core::auth::AuthLimiter>>, String> {
+    const WINDOW: Duration = Duration::from_secs(600);
+    if cli.auth_rate_limit == 0 {
+        return Ok(None);
+    }
+    Ok(Some(match &cli.auth_limit_redis {
+        Some(url) => Arc::new(
+            smtp_core::auth::RedisLimiter::connect(url, cli.auth_rate_limit, WINDOW)
+                .await
+                .map_err(|e| format!("cannot use Redis {url}: {e}"))?,
+        ),
+        None => Arc::new(smtp_core::auth::MemoryLimiter::new(
+            cli.auth_rate_limit,
+            WINDOW,
+        )),
+    }))
+}
+
 fn parse_user(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((user, password)) if !user.is_empty() && !password.is_empty() => {
@@ -112,6 +267,14 @@ enum CliHandler {
 }
 
 impl Handler for CliHandler {
+    async fn handle_body(&self, session: &mut Session, envelope: &mut Envelope) -> BodyMode {
+        match self {
+            CliHandler::Debugging(h) => h.handle_body(session, envelope).await,
+            CliHandler::Sink(h) => h.handle_body(session, envelope).await,
+            CliHandler::Maildir(h) => h.handle_body(session, envelope).await,
+        }
+    }
+
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
         match self {
             CliHandler::Debugging(h) => h.handle_data(session, envelope).await,
@@ -176,13 +339,19 @@ fn config(cli: &Cli) -> Result<Config, String> {
     }
     config.data_size_limit = (cli.size_limit > 0).then_some(cli.size_limit);
     config.enable_smtputf8 = cli.smtputf8;
+    config.lmtp = cli.lmtp;
+    config.chunking = !cli.no_chunking;
+    config.dsn = !cli.no_dsn;
+    config.enhanced_status_codes = cli.enhanced_status_codes;
     config.timeout = Duration::from_secs(cli.timeout);
     config.max_connections = (cli.max_connections > 0).then_some(cli.max_connections);
-    config.max_connections_per_ip = (cli.max_connections_per_ip > 0).then_some(cli.max_connections_per_ip);
+    config.max_connections_per_ip =
+        (cli.max_connections_per_ip > 0).then_some(cli.max_connections_per_ip);
     config.max_recipients = cli.max_recipients;
     config.auth_required = cli.auth_required;
     config.auth_require_tls = !cli.no_auth_require_tls;
     config.auth_exclude_mechanism = cli.auth_exclude.clone();
+    config.auth_failure_delay = Duration::from_millis(cli.auth_failure_delay_ms);
     config.require_starttls = cli.require_starttls;
     if !cli.auth_users.is_empty() {
         let users = cli
@@ -200,6 +369,20 @@ fn config(cli: &Cli) -> Result<Config, String> {
         }
         config.tls = Some(builder.build().map_err(|e| e.to_string())?);
     }
+    if cli.proxy_protocol {
+        config.proxy_protocol = Some(smtp_core::ProxyProtocol {
+            timeout: Duration::from_secs(cli.proxy_timeout),
+            trusted: cli.proxy_trusted.clone(),
+        });
+    }
+    config.max_messages_per_connection =
+        (cli.max_messages_per_connection > 0).then_some(cli.max_messages_per_connection);
+    config.max_bytes_per_connection =
+        (cli.max_bytes_per_connection > 0).then_some(cli.max_bytes_per_connection);
+    config.min_data_rate = (cli.min_data_rate > 0).then(|| smtp_core::MinDataRate {
+        bytes_per_second: cli.min_data_rate,
+        ..Default::default()
+    });
     if !cli.implicit_tls_listen.is_empty() && config.tls.is_none() {
         return Err("--implicit-tls-listen needs --tls-cert and --tls-key".into());
     }
@@ -207,8 +390,12 @@ fn config(cli: &Cli) -> Result<Config, String> {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match config(&cli) {
+    let mut config = match config(&cli) {
         Ok(config) => config,
+        Err(e) => return fail(e),
+    };
+    config.auth_limiter = match auth_limiter(&cli).await {
+        Ok(limiter) => limiter,
         Err(e) => return fail(e),
     };
     let handler = match &cli.handler {
@@ -220,9 +407,16 @@ async fn run(cli: Cli) -> ExitCode {
         },
     };
     let tls = config.tls.clone();
-    let mut server = Server::new(handler, config);
+    let mut server = match with_mechanisms(Server::new(handler, config), &cli) {
+        Ok(server) => server,
+        Err(e) => return fail(e),
+    };
     for addr in &cli.listen {
-        server = match server.listen(addr).await {
+        let listened = match addr {
+            ListenAddr::Tcp(tcp) => server.listen(tcp).await,
+            ListenAddr::Unix(path) => server.listen_unix(path),
+        };
+        server = match listened {
             Ok(server) => server,
             Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
         };
@@ -234,10 +428,15 @@ async fn run(cli: Cli) -> ExitCode {
         };
     }
     let handle = server.start();
+    let unix = cli
+        .listen
+        .iter()
+        .filter(|a| matches!(a, ListenAddr::Unix(_)));
     let addrs: Vec<String> = handle
         .local_addrs()
         .iter()
         .map(ToString::to_string)
+        .chain(unix.map(ToString::to_string))
         .collect();
     eprintln!("smtpd listening on {}", addrs.join(", "));
     wait_for_signal(tls).await;

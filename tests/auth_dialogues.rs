@@ -395,7 +395,8 @@ mod test_auth_mechanisms {
         c
     }
 
-    /// aiosmtpd's list has no 8BITMIME and PIPELINING; this server offers both.
+    /// aiosmtpd's list has no 8BITMIME, PIPELINING, CHUNKING, BINARYMIME and DSN; this server
+    /// offers them.
     #[tokio::test]
     async fn ehlo() {
         let (server, _) = peeker_server().await;
@@ -409,6 +410,9 @@ mod test_auth_mechanisms {
                 "250-8BITMIME",
                 "250-SMTPUTF8",
                 "250-PIPELINING",
+                "250-CHUNKING",
+                "250-BINARYMIME",
+                "250-DSN",
                 "250-AUTH DENYFALSE DENYMISSING LOGIN NONE NULL PLAIN WITH-DASH WITH-MULTI-DASH WITH_UNDERSCORE",
                 "250 HELP",
             ]

@@ -51,6 +51,9 @@ async fn ehlo_lists_the_extensions_in_order() {
             "250-SIZE 33554432",
             "250-8BITMIME",
             "250-PIPELINING",
+            "250-CHUNKING",
+            "250-BINARYMIME",
+            "250-DSN",
             "250 HELP"
         ]
     );
@@ -74,6 +77,9 @@ async fn ehlo_follows_the_config() {
             "250-8BITMIME",
             "250-SMTPUTF8",
             "250-PIPELINING",
+            "250-CHUNKING",
+            "250-BINARYMIME",
+            "250-DSN",
             "250 HELP"
         ]
     );
@@ -300,14 +306,18 @@ async fn mail_parameters() {
         c.expect(ok, "250 OK").await;
         c.expect("RSET", "250 OK").await;
     }
+    // BINARYMIME comes with CHUNKING (tests/chunking.rs).
+    c.expect("MAIL FROM:<a@example.com> BODY=BINARYMIME", "250 OK")
+        .await;
+    c.expect("RSET", "250 OK").await;
     c.expect(
-        "MAIL FROM:<a@example.com> BODY=BINARYMIME",
-        "501 Error: BODY can only be one of 7BIT, 8BITMIME",
+        "MAIL FROM:<a@example.com> BODY=QUANTUM",
+        "501 Error: BODY can only be one of 7BIT, 8BITMIME, BINARYMIME",
     )
     .await;
     c.expect(
         "MAIL FROM:<a@example.com> BODY",
-        "501 Error: BODY can only be one of 7BIT, 8BITMIME",
+        "501 Error: BODY can only be one of 7BIT, 8BITMIME, BINARYMIME",
     )
     .await;
     c.expect(
@@ -320,8 +330,9 @@ async fn mail_parameters() {
         "501 Error: SMTPUTF8 takes no arguments",
     )
     .await;
+    // RET and ENVID are DSN's (tests/dsn.rs).
     c.expect(
-        "MAIL FROM:<a@example.com> RET=HDRS",
+        "MAIL FROM:<a@example.com> X-UNKNOWN=1",
         "555 MAIL FROM parameters not recognized or not implemented",
     )
     .await;
@@ -426,8 +437,9 @@ async fn rcpt_parameters_after_ehlo() {
         "501 Syntax: RCPT TO: <address> [SP <mail-parameters>]",
     )
     .await;
+    // NOTIFY and ORCPT are DSN's (tests/dsn.rs).
     c.expect(
-        "RCPT TO:<b@example.com> NOTIFY=NEVER",
+        "RCPT TO:<b@example.com> X-UNKNOWN=1",
         "555 RCPT TO parameters not recognized or not implemented",
     )
     .await;
@@ -779,7 +791,7 @@ async fn hooks_see_the_session_and_envelope() {
         log,
         [
             format!("helo first.example peer={me} host_name=None server=test.example"),
-            "ehlo client.example extended=false in_transaction=false lines=5".into(),
+            "ehlo client.example extended=false in_transaction=false lines=8".into(),
             "mail a@example.com [\"SIZE=120\", \"BODY=8BITMIME\"]".into(),
             "rcpt b@example.com [] from=Some(\"a@example.com\") so_far=[] host=Some(\"client.example\")".into(),
             "rcpt c@example.com [] from=Some(\"a@example.com\") so_far=[\"b@example.com\"] host=Some(\"client.example\")".into(),
@@ -901,6 +913,9 @@ async fn hooks_decide_the_replies() {
             "250-test.example greets client.example",
             "250-8BITMIME",
             "250-PIPELINING",
+            "250-CHUNKING",
+            "250-BINARYMIME",
+            "250-DSN",
             "250 HELP"
         ]
     );

@@ -261,7 +261,7 @@ async fn python_smtplib_delivers_a_message() {
     assert_eq!(
         lines,
         [
-            "250 ['8bitmime', 'help', 'pipelining', 'size']",
+            "250 ['8bitmime', 'binarymime', 'chunking', 'dsn', 'help', 'pipelining', 'size']",
             "{'nobody@example.com': (550, b'5.1.1 nobody here')}",
             "(250, b'OK')",
             "(252, b'Cannot VRFY user, but will accept message and attempt delivery')",
@@ -619,6 +619,9 @@ async fn the_smtpd_binary_applies_its_flags() {
             "250-8BITMIME",
             "250-SMTPUTF8",
             "250-PIPELINING",
+            "250-CHUNKING",
+            "250-BINARYMIME",
+            "250-DSN",
             "250 HELP"
         ]
     );

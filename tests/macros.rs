@@ -48,6 +48,14 @@ fn derive_alone_gives_the_defaults() {
     );
     let data = run(Handler::handle_data(&Defaults, &mut session, &mut envelope));
     assert_eq!(data.code(), 250);
+    let body = run(Handler::handle_body(&Defaults, &mut session, &mut envelope));
+    assert!(matches!(body, smtp_core::BodyMode::Buffer));
+    let lmtp = run(Handler::handle_lmtp_data(
+        &Defaults,
+        &mut session,
+        &mut envelope,
+    ));
+    assert!(lmtp.is_none(), "the default defers to handle_data");
     assert!(names::<Defaults>().is_empty());
 }
 
@@ -472,6 +480,15 @@ mod every_hook {
         async fn handle_exception(&self, _: &Session, _: &HookError) -> Reply {
             reply("exception")
         }
+        async fn handle_proxy(&self, _: &mut Session, _: &smtp_core::ProxyData) -> bool {
+            false
+        }
+        async fn handle_body(&self, _: &mut Session, _: &mut Envelope) -> smtp_core::BodyMode {
+            smtp_core::BodyMode::Discard
+        }
+        async fn handle_lmtp_data(&self, _: &mut Session, _: &mut Envelope) -> Option<Vec<Reply>> {
+            Some(vec![reply("lmtp"), Reply::from("550 5.1.1 no")])
+        }
         async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
             AuthResult::failure()
         }
@@ -510,5 +527,26 @@ mod every_hook {
             "exception",
         ];
         assert_eq!(texts, expected.map(|hook| format!("250 {hook}")));
+        let proxy = smtp_core::ProxyData {
+            source: None,
+            destination: None,
+            version: 1,
+            command: smtp_core::ProxyCommand::Proxy,
+            tlvs: Vec::new(),
+        };
+        assert!(
+            !run(Handler::handle_proxy(&Every, s, &proxy)),
+            "the default is true"
+        );
+        assert!(matches!(
+            run(Handler::handle_body(&Every, s, e)),
+            smtp_core::BodyMode::Discard
+        ));
+        let lmtp = run(Handler::handle_lmtp_data(&Every, s, e))
+            .map(|replies| replies.iter().map(Reply::to_string).collect::<Vec<_>>());
+        assert_eq!(
+            lmtp,
+            Some(vec!["250 lmtp".to_owned(), "550 5.1.1 no".to_owned()])
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,9 @@ pub struct Config {
     /// Connections served at once; further clients get `421 4.3.2` and are closed.
     /// `None` means unlimited. Default is 1000.
     pub max_connections: Option<usize>,
-    /// Connections served at once from one IP address; `None` means unlimited. Default is 50.
+    /// Connections served at once from one IP address; `None` means unlimited. A trusted
+    /// PROXY-protocol proxy is not counted itself: each client is counted by the address in
+    /// its header, once read (a refused one gets `421 4.7.0`). Default is 50.
     pub max_connections_per_ip: Option<usize>,
     /// Whether MAIL, RCPT, DATA, VRFY and HELP need a successful AUTH first
     /// (`530 5.7.0 Authentication required`). Default is `false`.
@@ -64,6 +67,17 @@ pub struct Config {
     /// `421 4.7.0 Too many authentication failures` and a close. `None` means unlimited.
     /// Default is 3.
     pub max_auth_failures: Option<u32>,
+    /// A pause before each AUTH failure reply on a connection, doubled per failure
+    /// (`d`, `2d`, `4d`, …) up to `auth_failure_delay_max`, to slow password guessing.
+    /// Zero turns it off. Default is zero (the `smtpd` binary uses 1 second).
+    pub auth_failure_delay: Duration,
+    /// The longest `auth_failure_delay` pause. Default is 10 seconds.
+    pub auth_failure_delay_max: Duration,
+    /// Counts AUTH failures across connections by client address and user name, and blocks
+    /// with `454 4.7.0 Temporary authentication failure` (see [`crate::auth::MemoryLimiter`]
+    /// and, with the `redis` feature, `RedisLimiter`). Default is `None` (the `smtpd`
+    /// binary uses a `MemoryLimiter`).
+    pub auth_limiter: Option<Arc<dyn crate::auth::AuthLimiter>>,
     /// The longest AUTH initial response or challenge answer, in octets (RFC 4954 §4).
     /// Default is 12288.
     pub auth_line_limit: usize,
@@ -77,6 +91,147 @@ pub struct Config {
     /// On shutdown, how long a message transfer in progress may take to finish.
     /// Default is 30 seconds.
     pub shutdown_grace: Duration,
+    /// Whether to speak LMTP (RFC 2033) instead of SMTP: LHLO instead of HELO/EHLO, and after
+    /// the message one reply per accepted recipient (`Handler::handle_lmtp_data`).
+    /// Default is `false`.
+    pub lmtp: bool,
+    /// Whether to offer CHUNKING and BINARYMIME (RFC 3030): the BDAT command and
+    /// `BODY=BINARYMIME`. Default is `true`.
+    pub chunking: bool,
+    /// Whether to offer DSN (RFC 3461): MAIL's `RET`/`ENVID` and RCPT's `NOTIFY`/`ORCPT` are
+    /// checked and stored in the envelope. Default is `true`.
+    pub dsn: bool,
+    /// Whether to offer ENHANCEDSTATUSCODES (RFC 2034) and put an RFC 3463 code in front of
+    /// every 2xx, 4xx and 5xx reply but the greeting and the HELO/EHLO/LHLO reply, when its
+    /// text has none (`250 2.1.0 OK` after MAIL). `false` keeps aiosmtpd's texts, where only
+    /// some replies carry a code. Default is `false`.
+    pub enhanced_status_codes: bool,
+    /// Whether every connection must start with a PROXY protocol header (v1 or v2), from
+    /// which sources, and how fast. Default is `None` (no header expected).
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Messages accepted per connection; after the reply to the last one the server sends
+    /// `421 4.7.0 <hostname> Error: too many messages in one session` and closes.
+    /// `None` means unlimited. Default is `None`.
+    pub max_messages_per_connection: Option<usize>,
+    /// Message bytes (DATA content) received per connection; after the reply to the message
+    /// that crossed it the server sends `421 4.7.0 <hostname> Error: too much data in one
+    /// session` and closes. `None` means unlimited. Default is `None`.
+    pub max_bytes_per_connection: Option<u64>,
+    /// The slowest DATA transfer tolerated, as Postfix's `smtpd_min_data_rate`: once the grace
+    /// period is over, a client that has sent fewer than `bytes_per_second` on average since
+    /// `354` gets `421 4.4.2 <hostname> Error: too slow` and is closed. BDAT chunks are not
+    /// rate-checked (only the idle timeout applies). `None` means no minimum.
+    /// Default is `None`.
+    pub min_data_rate: Option<MinDataRate>,
+}
+
+/// PROXY protocol settings (HAProxy's `proxy-protocol.txt`): the header is read before the
+/// greeting, and its source address becomes the session's peer.
+#[derive(Clone, Debug)]
+pub struct ProxyProtocol {
+    /// How long the header may take to arrive; on expiry the connection is closed with
+    /// nothing sent. Default is 5 seconds.
+    pub timeout: Duration,
+    /// The networks a proxy may connect from; a connection from anywhere else is closed with
+    /// nothing sent. An empty list trusts every source, as aiosmtpd does. Unix-socket clients
+    /// are always trusted. Default is empty.
+    pub trusted: Vec<Cidr>,
+}
+
+impl Default for ProxyProtocol {
+    fn default() -> ProxyProtocol {
+        ProxyProtocol {
+            timeout: Duration::from_secs(5),
+            trusted: Vec::new(),
+        }
+    }
+}
+
+impl ProxyProtocol {
+    /// Whether a proxy at `ip` may send a header.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.is_empty() || self.trusted.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// An IP network in CIDR notation: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the network. IPv4-mapped IPv6 addresses match IPv4 networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP network (e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: prefix length must be 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// A minimum DATA transfer rate, checked after a grace period.
+#[derive(Clone, Copy, Debug)]
+pub struct MinDataRate {
+    /// The average rate below which a sender is cut off. Postfix's default is 500.
+    pub bytes_per_second: u64,
+    /// How long after `354` the rate is first checked. Default is 10 seconds.
+    pub grace: Duration,
+}
+
+impl Default for MinDataRate {
+    fn default() -> MinDataRate {
+        MinDataRate {
+            bytes_per_second: 500,
+            grace: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Config {
@@ -99,11 +254,22 @@ impl Default for Config {
             auth_exclude_mechanism: Vec::new(),
             authenticator: None,
             max_auth_failures: Some(3),
+            auth_failure_delay: Duration::ZERO,
+            auth_failure_delay_max: Duration::from_secs(10),
+            auth_limiter: None,
             auth_line_limit: 12288,
             tls: None,
             require_starttls: false,
             tls_handshake_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            lmtp: false,
+            chunking: true,
+            dsn: true,
+            enhanced_status_codes: false,
+            proxy_protocol: None,
+            max_messages_per_connection: None,
+            max_bytes_per_connection: None,
+            min_data_rate: None,
         }
     }
 }
@@ -122,6 +288,7 @@ impl fmt::Debug for Config {
             .field("authenticator", &self.authenticator.as_ref().map(|_| "..."))
             .field("tls", &self.tls.is_some())
             .field("require_starttls", &self.require_starttls)
+            .field("proxy_protocol", &self.proxy_protocol)
             .finish_non_exhaustive()
     }
 }
@@ -157,4 +324,47 @@ fn local_hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains() {
+        let table: &[(&str, &str, bool)] = &[
+            ("10.0.0.0/8", "10.255.1.2", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "127.0.0.2", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("192.168.1.0/24", "::ffff:192.168.1.7", true),
+            ("2001:db8::/32", "2001:db8:1::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("::/0", "::1", true),
+            ("::/0", "127.0.0.1", false),
+        ];
+        for (net, ip, inside) in table {
+            let cidr: Cidr = net.parse().unwrap();
+            assert_eq!(cidr.contains(ip.parse().unwrap()), *inside, "{net} ∋ {ip}");
+        }
+    }
+
+    #[test]
+    fn cidr_rejects() {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "10.1.0.0/16".parse::<Cidr>().unwrap().to_string(),
+            "10.1.0.0/16"
+        );
+    }
 }

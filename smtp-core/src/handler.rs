@@ -5,8 +5,9 @@ use std::future::Future;
 use futures_util::future::BoxFuture;
 
 use crate::auth::{AuthResult, AuthServer};
+use crate::body::BodyMode;
 use crate::proto::Reply;
-use crate::session::{Envelope, Session};
+use crate::session::{Envelope, ProxyData, Session};
 
 /// What went wrong inside a hook, for [`Handler::handle_exception`].
 #[derive(Debug, Clone)]
@@ -214,6 +215,23 @@ hooks! {
         Reply::ok()
     }
 
+    /// The body starts (after `354`, or with the first BDAT chunk): where it goes.
+    /// [`BodyMode::Stream`] hands it to a [`BodySink`](crate::BodySink) piece by piece and
+    /// [`BodyMode::Discard`] drops it; with either, `envelope.content` stays empty and memory
+    /// stays bounded. `handle_data` is called at the end either way. Default:
+    /// [`BodyMode::Buffer`], the body in `envelope.content`.
+    fn handle_body(&self, session: &mut Session, envelope: &mut Envelope) -> BodyMode {
+        BodyMode::Buffer
+    }
+
+    /// LMTP only (`Config::lmtp`): the replies after the message, one per accepted recipient
+    /// in the order of `envelope.rcpt_tos` (RFC 2033 §4.2). Default: `None`, which sends
+    /// `handle_data`'s reply once per recipient. A list of another length is cut, or padded
+    /// with its last reply.
+    fn handle_lmtp_data(&self, session: &mut Session, envelope: &mut Envelope) -> Option<Vec<Reply>> {
+        None
+    }
+
     /// RSET, after the envelope was reset. Default: `250 OK`.
     fn handle_rset(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
         Reply::ok()
@@ -239,6 +257,13 @@ hooks! {
     /// Default: `500 Error: (panic) <message>`.
     fn handle_exception(&self, session: &Session, error: &HookError) -> Reply {
         defaults::exception(error)
+    }
+
+    /// The PROXY protocol header, on a server with `config.proxy_protocol`, before the
+    /// greeting; `session.peer` is already the proxied client. `false` closes the connection
+    /// with nothing sent. Default: `true`.
+    fn handle_proxy(&self, session: &mut Session, proxy_data: &ProxyData) -> bool {
+        true
     }
 
     /// AUTH, after the server's checks (EHLO, TLS, not yet authenticated, mechanism known).

@@ -39,20 +39,35 @@
 //! (32 MiB, enforced while reading, so memory never grows past it), command line length
 //! (512), DATA line length (1001), recipients (1000), idle timeout (300 s), unknown commands
 //! (5), connections (1000, and 50 per client address), failed AUTH attempts (3), AUTH line
-//! length (12288), TLS handshake time (30 s).
+//! length (12288), TLS handshake time (30 s), PROXY header time (5 s, when required).
+//! Off by default: messages and bytes per connection, and a minimum DATA rate.
+//!
+//! ## Service extensions and LMTP
+//! CHUNKING and BINARYMIME (RFC 3030, `Config::chunking`) and DSN parameters (RFC 3461,
+//! `Config::dsn`) are on by default; ENHANCEDSTATUSCODES (RFC 2034,
+//! `Config::enhanced_status_codes`) is off, so replies keep aiosmtpd's texts. `Config::lmtp`
+//! serves LMTP (RFC 2033), with one reply per recipient from `Handler::handle_lmtp_data`.
+//! [`Handler::handle_body`] streams or discards message bodies instead of buffering them
+//! (see [`body`]).
 //!
 //! ## Security defaults
 //! AUTH is offered only over TLS (`auth_require_tls`). Passwords never reach logs, `Debug` or
 //! `Display`. Only `CRLF.CRLF` ends a message (no SMTP smuggling). Bytes pipelined behind
 //! STARTTLS are discarded, never executed. A panicking hook costs one reply, not the server.
+//! Against credential guessing: three failures close a connection; `auth_failure_delay`
+//! (off by default) slows each failure reply; an `auth_limiter` (none by default; see
+//! [`auth::MemoryLimiter`]) answers `454 4.7.0` to addresses and users with too many failures;
+//! each failure logs one `smtpd::auth` warning with the peer address for fail2ban.
 //!
 //! ## Authentication
 //! See [`auth`] for mechanisms, the authenticator and [`AuthResult`], and the `hooks`
 //! attribute for how handler methods become hooks and mechanisms.
 
 pub mod auth;
+pub mod body;
 pub mod config;
 mod connection;
+mod governance;
 pub mod handler;
 pub mod handlers;
 pub mod proto;
@@ -65,16 +80,25 @@ pub use auth::{
     AuthAbort, AuthData, AuthMechanism, AuthRequest, AuthResult, AuthServer, Authenticator,
     LoginPassword, Secret, StaticUsers, authenticator_fn,
 };
-pub use config::{CallLimit, Config};
+pub use body::{BodyMode, BodySink};
+pub use config::{CallLimit, Cidr, Config, MinDataRate, ProxyProtocol};
 pub use handler::{Handler, HookError, Mechanism, MechanismFn};
 pub use proto::Reply;
 pub use server::{InvalidMechanismName, Server, ServerHandle};
-pub use session::{Envelope, Peer, ProxyData, Session};
+pub use session::{BodyType, Envelope, Peer, ProxyCommand, ProxyData, Session};
 pub use stream::Transport;
 pub use tls::{TlsConfig, TlsInfo};
 
 #[cfg(feature = "macros")]
 pub use smtp_macros::{SmtpHandler, auth_mechanism, hooks};
+
+/// The MIME parser of [`handlers::Message`], re-exported so that its types match.
+pub use mail_parser;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 
 /// Support for the macros; not a public API and not covered by semver.
 #[doc(hidden)]
@@ -126,10 +150,13 @@ pub mod __private {
     /// user items of the same names cannot capture them.
     pub mod types {
         pub use crate::auth::{AuthResult, AuthServer};
+        pub use crate::body::BodyMode;
         pub use crate::handler::HookError;
         pub use crate::proto::Reply;
-        pub use crate::session::{Envelope, Session};
+        pub use crate::session::{Envelope, ProxyData, Session};
         pub use std::option::Option;
+        pub use std::primitive::bool;
         pub use std::string::String;
+        pub use std::vec::Vec;
     }
 }

@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +34,11 @@ struct Listener {
     implicit_tls: bool,
 }
 
+struct UnixListener {
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+}
+
 /// An SMTP server being set up: a handler, a [`Config`], listeners.
 ///
 /// ```no_run
@@ -47,6 +54,7 @@ pub struct Server<H: Handler> {
     config: Config,
     mechanisms: Vec<(String, Arc<dyn AuthMechanism>)>,
     listeners: Vec<Listener>,
+    unix_listeners: Vec<UnixListener>,
 }
 
 /// A mechanism name that RFC 4422 does not allow.
@@ -73,6 +81,7 @@ impl<H: Handler> Server<H> {
             config,
             mechanisms: Vec::new(),
             listeners: Vec::new(),
+            unix_listeners: Vec::new(),
         }
     }
 
@@ -105,6 +114,23 @@ impl<H: Handler> Server<H> {
             ));
         }
         self.add_listener(addr, true).await
+    }
+
+    /// Listens on a Unix-domain socket at `path`, in any mode (SMTP, or LMTP as RFC 2033
+    /// intends). A stale socket file left there is removed first; any other file is an error.
+    /// Clients get [`Peer::Unix`]; only `max_connections` applies to them. The socket file is
+    /// removed on shutdown; [`ServerHandle::local_addrs`] lists TCP listeners only.
+    pub fn listen_unix(mut self, path: impl Into<PathBuf>) -> io::Result<Server<H>> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let path = path.into();
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.file_type().is_socket()
+        {
+            std::fs::remove_file(&path)?;
+        }
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        self.unix_listeners.push(UnixListener { listener, path });
+        Ok(self)
     }
 
     async fn add_listener(
@@ -165,6 +191,19 @@ impl<H: Handler> Server<H> {
             );
             tracker.spawn(accept);
         }
+        for UnixListener { listener, path } in self.unix_listeners {
+            info!(path = %path.display(), "listening");
+            let accept = unix_accept_loop(
+                listener,
+                path,
+                shared.clone(),
+                limits.clone(),
+                shutdown.clone(),
+                kill.clone(),
+                tracker.clone(),
+            );
+            tracker.spawn(accept);
+        }
         let grace = shared.config.shutdown_grace;
         let spawner: Spawner = {
             let (shutdown, kill, tracker) = (shutdown.clone(), kill.clone(), tracker.clone());
@@ -186,34 +225,60 @@ impl<H: Handler> Server<H> {
 }
 
 #[derive(Default)]
-struct Limits {
+pub(crate) struct Limits {
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// Releases a connection's place in the limits when it ends.
-struct Slot {
+pub(crate) struct Slot {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    ip: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.limits.active.fetch_sub(1, Ordering::Relaxed);
+        let Some(ip) = self.ip else {
+            self.limits.active.fetch_sub(1, Ordering::Relaxed);
+            return;
+        };
         let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
+        if let Some(n) = per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                per_ip.remove(&self.ip);
+                per_ip.remove(&ip);
             }
         }
     }
 }
 
 impl Limits {
-    /// Takes a place for a client, or says which limit refuses it.
-    fn admit(self: &Arc<Self>, ip: IpAddr, config: &Config) -> Result<Slot, &'static str> {
+    /// Takes a place for a client, or says which limit refuses it. Both slots release their
+    /// place when dropped.
+    fn admit(self: &Arc<Self>, ip: IpAddr, config: &Config) -> Result<[Slot; 2], &'static str> {
+        let slot = self.admit_any(config)?;
+        Ok([slot, self.admit_ip(ip, config)?])
+    }
+
+    /// Takes a place under `max_connections` only.
+    fn admit_any(self: &Arc<Self>, config: &Config) -> Result<Slot, &'static str> {
         let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot {
+            limits: self.clone(),
+            ip: None,
+        };
+        if config.max_connections.is_some_and(|max| active > max) {
+            return Err("4.3.2 Too many connections, try again later");
+        }
+        Ok(slot)
+    }
+
+    /// Takes a place under `max_connections_per_ip` for `ip`.
+    pub(crate) fn admit_ip(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        config: &Config,
+    ) -> Result<Slot, &'static str> {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = per_ip.entry(ip).or_insert(0);
         *from_ip += 1;
@@ -221,11 +286,8 @@ impl Limits {
         drop(per_ip);
         let slot = Slot {
             limits: self.clone(),
-            ip,
+            ip: Some(ip),
         };
-        if config.max_connections.is_some_and(|max| active > max) {
-            return Err("4.3.2 Too many connections, try again later");
-        }
         if config
             .max_connections_per_ip
             .is_some_and(|max| from_ip > max)
@@ -261,19 +323,34 @@ async fn accept_loop<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        match limits.admit(addr.ip(), &shared.config) {
-            Ok(slot) => {
-                let connection = Connection::new(
+        // A trusted proxy speaks for many clients: each is counted by the address in its
+        // PROXY header, once that is read.
+        let proxy = shared.config.proxy_protocol.as_ref();
+        let proxied = proxy.is_some_and(|p| p.trusts(addr.ip()));
+        let admitted = if proxied {
+            limits
+                .admit_any(&shared.config)
+                .map(|slot| [Some(slot), None])
+        } else {
+            limits
+                .admit(addr.ip(), &shared.config)
+                .map(|[a, b]| [Some(a), Some(b)])
+        };
+        match admitted {
+            Ok(slots) => {
+                let mut connection = Connection::new(
                     shared,
                     stream,
                     Peer::Tcp(addr),
                     shutdown.clone(),
                     kill.clone(),
                 );
-                tracker.spawn(async move {
-                    connection.run(implicit_tls).await;
-                    drop(slot);
-                });
+                if proxied {
+                    connection.count_proxied_client(limits.clone());
+                }
+                // `map`, not an `async move` block around `.await`: the block would keep two
+                // copies of the connection's future in every task.
+                tracker.spawn(connection.run(implicit_tls).map(move |()| drop(slots)));
             }
             Err(text) => {
                 info!(peer = %addr, "{text}");
@@ -288,6 +365,49 @@ async fn accept_loop<H: Handler>(
             }
         }
     }
+}
+
+async fn unix_accept_loop<H: Handler>(
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    shared: Arc<Shared<H>>,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match limits.admit_any(&shared.config) {
+            Ok(slot) => {
+                let peer = Peer::Unix(path.clone());
+                let connection =
+                    Connection::new(shared.clone(), stream, peer, shutdown.clone(), kill.clone());
+                tracker.spawn(connection.run(false).map(move |()| drop(slot)));
+            }
+            Err(text) => {
+                info!(path = %path.display(), "{text}");
+                let line = format!("421 {text}\r\n");
+                tracker.spawn(async move {
+                    let mut stream = stream;
+                    let _ = stream.write_all(line.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// A running server: its addresses, and the way to stop it.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::AuthData;
+use crate::proto::{MailDsn, RcptDsn};
 use crate::tls::TlsInfo;
 
 /// Where a connection comes from.
@@ -12,8 +13,10 @@ use crate::tls::TlsInfo;
 pub enum Peer {
     /// A TCP client.
     Tcp(SocketAddr),
-    /// A Unix-domain socket client, or a transport without an address.
+    /// A transport without an address.
     Local,
+    /// A client of a Unix-domain socket listener; the path is the listener's socket.
+    Unix(std::path::PathBuf),
 }
 
 impl Peer {
@@ -21,7 +24,7 @@ impl Peer {
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
             Peer::Tcp(addr) => Some(*addr),
-            Peer::Local => None,
+            Peer::Local | Peer::Unix(_) => None,
         }
     }
 }
@@ -31,6 +34,7 @@ impl fmt::Display for Peer {
         match self {
             Peer::Tcp(addr) => addr.fmt(f),
             Peer::Local => f.write_str("local"),
+            Peer::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
 }
@@ -41,7 +45,8 @@ impl fmt::Display for Peer {
 /// handshake, so nothing said in plaintext (greeting, authentication) survives into TLS.
 #[derive(Debug)]
 pub struct Session {
-    /// The client's address.
+    /// The client's address: behind the PROXY protocol, the client named in the header
+    /// (the proxy's own address is only logged).
     pub peer: Peer,
     /// The name the client gave in HELO/EHLO/LHLO; `None` until then.
     pub host_name: Option<String>,
@@ -86,13 +91,42 @@ impl Session {
     }
 }
 
-/// The client addresses announced in a PROXY protocol header.
+/// What a PROXY protocol header (version 1 or 2) announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyData {
-    /// The original client address.
+    /// The original client address; `None` for `UNKNOWN`, `LOCAL`, and the UNSPEC and UNIX
+    /// families. When present it is also the session's [`Peer`].
     pub source: Option<SocketAddr>,
-    /// The address the client connected to.
+    /// The address the client connected to, on the proxy.
     pub destination: Option<SocketAddr>,
+    /// The protocol version: 1 (text) or 2 (binary).
+    pub version: u8,
+    /// `PROXY` for a relayed client; `LOCAL` for the proxy's own connections (health checks).
+    pub command: ProxyCommand,
+    /// Version 2 TLVs as raw `(type, value)` pairs, in order (e.g. `0x01` ALPN,
+    /// `0x05` UNIQUE_ID, `0x20` SSL).
+    pub tlvs: Vec<(u8, Vec<u8>)>,
+}
+
+impl ProxyData {
+    pub(crate) fn unknown(version: u8, command: ProxyCommand) -> ProxyData {
+        ProxyData {
+            source: None,
+            destination: None,
+            version,
+            command,
+            tlvs: Vec::new(),
+        }
+    }
+}
+
+/// The command of a PROXY header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyCommand {
+    /// The connection relays a client (v1 always; v2 command 1).
+    Proxy,
+    /// The proxy speaks for itself (v2 command 0); the addresses are ignored.
+    Local,
 }
 
 /// One mail transaction: the sender, the recipients and the message.
@@ -111,8 +145,27 @@ pub struct Envelope {
     pub rcpt_tos: Vec<String>,
     /// The RCPT parameters, upper-cased, for each RCPT command in order.
     pub rcpt_options: Vec<Vec<String>>,
-    /// The message as received, dot-unstuffed, lines ending in CRLF. Empty until DATA ends.
+    /// The message as received, dot-unstuffed, lines ending in CRLF. Empty until DATA ends,
+    /// and empty when `handle_body` chose to stream or discard it.
     pub content: Vec<u8>,
+    /// MAIL's `BODY=` parameter (RFC 6152, RFC 3030); `None` when absent.
+    pub body_type: Option<BodyType>,
+    /// MAIL's DSN parameters (RFC 3461): `RET`, `ENVID`.
+    pub dsn: MailDsn,
+    /// The DSN parameters (`NOTIFY`, `ORCPT`) of each accepted recipient, in the order of
+    /// `rcpt_tos`.
+    pub rcpt_dsn: Vec<RcptDsn>,
+}
+
+/// MAIL's `BODY=` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyType {
+    /// `BODY=7BIT`.
+    SevenBit,
+    /// `BODY=8BITMIME` (RFC 6152).
+    EightBitMime,
+    /// `BODY=BINARYMIME` (RFC 3030): the message can only come with BDAT.
+    BinaryMime,
 }
 
 impl Envelope {
@@ -131,6 +184,9 @@ impl fmt::Debug for Envelope {
             .field("rcpt_tos", &self.rcpt_tos)
             .field("rcpt_options", &self.rcpt_options)
             .field("content_len", &self.content.len())
+            .field("body_type", &self.body_type)
+            .field("dsn", &self.dsn)
+            .field("rcpt_dsn", &self.rcpt_dsn)
             .finish()
     }
 }

@@ -173,6 +173,12 @@ fn hook_fn(hook: &Hook, krate: &Path) -> TokenStream {
     let span = output_span(hook.func);
     let (output, body) = match spec.output {
         Output::Reply => (quote!(#krate::Reply), call),
+        Output::Bool => (quote!(::core::primitive::bool), call),
+        Output::BodyMode => (quote!(#krate::BodyMode), call),
+        Output::Replies => (
+            quote!(::core::option::Option<::std::vec::Vec<#krate::Reply>>),
+            call,
+        ),
         Output::Auth => {
             let convert = converted(hook.func, call, krate, "IntoHandleAuth", "into_handle_auth");
             (

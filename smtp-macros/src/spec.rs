@@ -20,12 +20,16 @@ pub enum Param {
     Reply,
     HookError,
     AuthServer,
+    ProxyData,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     Reply,
     Auth,
+    Bool,
+    BodyMode,
+    Replies,
 }
 
 pub const HOOKS: &[HookSpec] = &[
@@ -61,6 +65,16 @@ pub const HOOKS: &[HookSpec] = &[
         ],
     ),
     hook("handle_data", &[SESSION, ENVELOPE]),
+    HookSpec {
+        name: "handle_body",
+        params: &[SESSION, ENVELOPE],
+        output: Output::BodyMode,
+    },
+    HookSpec {
+        name: "handle_lmtp_data",
+        params: &[SESSION, ENVELOPE],
+        output: Output::Replies,
+    },
     hook("handle_rset", &[SESSION, ENVELOPE]),
     hook(
         "handle_noop",
@@ -72,6 +86,11 @@ pub const HOOKS: &[HookSpec] = &[
         "handle_exception",
         &[("session", Param::Session), ("error", Param::HookError)],
     ),
+    HookSpec {
+        name: "handle_proxy",
+        params: &[SESSION, ("proxy_data", Param::ProxyData)],
+        output: Output::Bool,
+    },
     HookSpec {
         name: "handle_auth",
         params: MECHANISM_PARAMS,
@@ -110,6 +129,7 @@ impl Param {
             Param::Reply => quote!(#krate::Reply),
             Param::HookError => quote!(&#krate::HookError),
             Param::AuthServer => quote!(&mut #krate::AuthServer<'_>),
+            Param::ProxyData => quote!(&#krate::ProxyData),
         }
     }
 
@@ -124,6 +144,7 @@ impl Param {
             Param::Reply => "Reply",
             Param::HookError => "&HookError",
             Param::AuthServer => "&mut AuthServer<'_>",
+            Param::ProxyData => "&ProxyData",
         }
     }
 }
@@ -142,6 +163,9 @@ impl HookSpec {
         let output = match self.output {
             Output::Reply => "Reply",
             Output::Auth => "AuthResult",
+            Output::Bool => "bool",
+            Output::BodyMode => "BodyMode",
+            Output::Replies => "Option<Vec<Reply>>",
         };
         signature(self.name, self.params, output)
     }

@@ -361,3 +361,44 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 /// TLS certificates and a client that can switch to TLS (see `tls.rs`).
 pub mod tls;
+
+// ---- SASL helpers (tests/sasl_*.rs, tests/auth_limiter.rs) ----
+
+/// Whether the external tool `what` works (its `probe` command exits 0). Under CI
+/// (`CI=true`) a missing tool fails the test; elsewhere the test is skipped with a notice.
+pub fn external_tool(what: &str, probe: &mut std::process::Command) -> bool {
+    let ok = probe
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} is required under CI (see .ci/run)"
+        );
+        eprintln!("skipped: {what} is not available");
+    }
+    ok
+}
+
+/// Runs `python3 -c script args…` with a time limit; returns (success, stdout, stderr).
+pub async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python3 timed out")
+    .expect("run python3");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

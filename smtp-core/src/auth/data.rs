@@ -100,6 +100,31 @@ impl fmt::Display for LoginPassword {
 pub enum AuthData {
     /// PLAIN and LOGIN.
     LoginPassword(LoginPassword),
+    /// A bearer token (OAUTHBEARER, XOAUTH2) for the authenticator to check.
+    Token {
+        /// The user the client names (XOAUTH2's `user=`, OAUTHBEARER's `a=`), if any.
+        user: Option<Vec<u8>>,
+        /// The token, without the `Bearer ` prefix.
+        token: Secret,
+    },
+    /// A user whose proof the mechanism itself verified against a credential store
+    /// (SCRAM, CRAM-MD5); the authenticator is not asked.
+    Verified {
+        /// The authenticated user.
+        login: Vec<u8>,
+    },
+    /// EXTERNAL (RFC 4422 appendix A): the TLS client certificate vouches for the client.
+    External {
+        /// The identity the client asks to act as; `None` means the certificate's own.
+        authzid: Option<Vec<u8>>,
+        /// The client's certificate chain (DER), leaf first, as verified by TLS.
+        certificates: Vec<Vec<u8>>,
+    },
+    /// ANONYMOUS (RFC 4505): the client's trace information, for logging only.
+    Anonymous {
+        /// What the client sent (an email address or an opaque string), at most 255 characters.
+        trace: String,
+    },
     /// Whatever a custom mechanism wants to record.
     Custom(Arc<dyn Any + Send + Sync>),
 }
@@ -114,7 +139,10 @@ impl AuthData {
     pub fn login(&self) -> Option<&[u8]> {
         match self {
             AuthData::LoginPassword(lp) => Some(&lp.login),
-            AuthData::Custom(_) => None,
+            AuthData::Token { user, .. } => user.as_deref(),
+            AuthData::Verified { login } => Some(login),
+            AuthData::External { authzid, .. } => authzid.as_deref(),
+            AuthData::Anonymous { .. } | AuthData::Custom(_) => None,
         }
     }
 
@@ -122,7 +150,7 @@ impl AuthData {
     pub fn login_password(&self) -> Option<&LoginPassword> {
         match self {
             AuthData::LoginPassword(lp) => Some(lp),
-            AuthData::Custom(_) => None,
+            _ => None,
         }
     }
 
@@ -130,7 +158,7 @@ impl AuthData {
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         match self {
             AuthData::Custom(value) => value.downcast_ref(),
-            AuthData::LoginPassword(_) => None,
+            _ => None,
         }
     }
 }
@@ -139,6 +167,24 @@ impl fmt::Debug for AuthData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthData::LoginPassword(lp) => fmt::Debug::fmt(lp, f),
+            AuthData::Token { user, .. } => write!(
+                f,
+                "Token(user={:?}, token=...)",
+                user.as_deref().map(String::from_utf8_lossy)
+            ),
+            AuthData::Verified { login } => {
+                write!(f, "Verified(login='{}')", String::from_utf8_lossy(login))
+            }
+            AuthData::External {
+                authzid,
+                certificates,
+            } => write!(
+                f,
+                "External(authzid={:?}, certificates={})",
+                authzid.as_deref().map(String::from_utf8_lossy),
+                certificates.len()
+            ),
+            AuthData::Anonymous { trace } => write!(f, "Anonymous(trace={trace:?})"),
             AuthData::Custom(_) => f.write_str("AuthData(...)"),
         }
     }
@@ -249,6 +295,9 @@ pub enum AuthAbort {
     Finished,
     /// The client went away.
     Disconnected,
+    /// The [`AuthLimiter`](crate::auth::AuthLimiter) blocks the client's address or the user
+    /// name it claimed: `454 4.7.0 Temporary authentication failure`.
+    Blocked,
 }
 
 impl AuthAbort {
@@ -260,6 +309,7 @@ impl AuthAbort {
             AuthAbort::TooLong => Some(Reply::from(
                 "500 5.5.6 Authentication Exchange line is too long",
             )),
+            AuthAbort::Blocked => Some(Reply::from("454 4.7.0 Temporary authentication failure")),
             AuthAbort::Finished | AuthAbort::Disconnected => None,
         }
     }

@@ -4,10 +4,15 @@
 //! [`AuthServer::challenge_auth`] for each round trip, and decides with an [`AuthResult`].
 //! The connection owns the wire details (`334`, base64, `*`, `=`, line limits), so a mechanism
 //! only sees decoded bytes. The built-in LOGIN and PLAIN mechanisms hand a [`LoginPassword`]
-//! to the server's [`Authenticator`].
+//! to the server's [`Authenticator`]. SCRAM, CRAM-MD5, OAUTHBEARER, XOAUTH2, EXTERNAL and
+//! ANONYMOUS are opt-in, in [`mechanisms`]; [`AuthLimiter`] counts failures across connections.
 
 mod builtin;
 mod data;
+mod limit;
+#[cfg(feature = "redis")]
+mod limit_redis;
+pub mod mechanisms;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +25,11 @@ use futures_util::future::BoxFuture;
 
 pub use builtin::{Login, Plain};
 pub use data::{AuthAbort, AuthData, AuthResult, IntoAuthResult, LoginPassword, Secret};
+pub(crate) use limit::user_fingerprint;
+pub use limit::{AuthLimiter, LimitKey, MemoryLimiter};
+#[cfg(feature = "redis")]
+pub use limit_redis::RedisLimiter;
+pub use mechanisms::{CredentialStore, ScramCredentials, ScramHash};
 
 use crate::handler::{Mechanism, MechanismFn};
 use crate::proto::Reply;
@@ -145,6 +155,8 @@ pub struct AuthServer<'a> {
     authenticator: Option<&'a dyn Authenticator>,
     final_sent: bool,
     abort: Option<AuthAbort>,
+    limiter: Option<&'a dyn AuthLimiter>,
+    claimed_user: Option<Vec<u8>>,
 }
 
 impl<'a> AuthServer<'a> {
@@ -161,7 +173,33 @@ impl<'a> AuthServer<'a> {
             authenticator,
             final_sent: false,
             abort: None,
+            limiter: None,
+            claimed_user: None,
         }
+    }
+
+    pub(crate) fn with_limiter(mut self, limiter: Option<&'a dyn AuthLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Records the user name the client claims, for the failure log and the
+    /// [`AuthLimiter`]; fails with [`AuthAbort::Blocked`] (`454 4.7.0`) while the limiter blocks
+    /// that user. Call it as soon as the name is known, before checking any proof, so that a
+    /// blocked user learns nothing. [`authenticate`](Self::authenticate) calls it itself.
+    pub async fn claim_user(&mut self, user: &[u8]) -> Result<(), AuthAbort> {
+        self.claimed_user = Some(user.to_vec());
+        if let Some(limiter) = self.limiter
+            && limiter.is_blocked(LimitKey::User(user)).await
+        {
+            return Err(self.fail(AuthAbort::Blocked));
+        }
+        Ok(())
+    }
+
+    /// The user name claimed in this exchange, if any.
+    pub fn claimed_user(&self) -> Option<&[u8]> {
+        self.claimed_user.as_deref()
     }
 
     /// The session, read-only: the server applies the [`AuthResult`].
@@ -284,6 +322,11 @@ impl<'a> AuthServer<'a> {
 
     /// Asks the server's authenticator. Without one, every attempt fails (aiosmtpd's default).
     pub async fn authenticate(&mut self, mechanism: &str, auth_data: AuthData) -> AuthResult {
+        if let Some(user) = auth_data.login()
+            && let Err(abort) = self.claim_user(user).await
+        {
+            return abort.into();
+        }
         match self.authenticator {
             Some(authenticator) => {
                 authenticator

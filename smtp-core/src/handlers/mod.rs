@@ -1,19 +1,37 @@
-//! Ready-made handlers: [`Sink`], [`Debugging`], [`Mailbox`], and [`on_message`] for a closure.
+//! Ready-made handlers: [`Sink`], [`Debugging`], [`Mailbox`], [`on_message`] for a closure,
+//! [`Message`] for a closure that wants the message parsed, and [`Proxy`] (feature `proxy`)
+//! to relay to another server.
+
+mod message;
+#[cfg(feature = "proxy")]
+mod proxy;
+
+pub use message::{Message, ParsedMessage};
+#[cfg(feature = "proxy")]
+pub use proxy::Proxy;
 
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use futures_util::future::BoxFuture;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::body::{BodyMode, BodySink};
 use crate::handler::Handler;
 use crate::proto::Reply;
 use crate::session::{Envelope, Peer, Session};
 
-/// Accepts every message and drops it.
+/// Accepts every message and drops it as it arrives (nothing is buffered).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sink;
 
-impl Handler for Sink {}
+impl Handler for Sink {
+    async fn handle_body(&self, _: &mut Session, _: &mut Envelope) -> BodyMode {
+        BodyMode::Discard
+    }
+}
 
 /// Prints every message, with its envelope, to standard output (or any writer), as
 /// aiosmtpd's `Debugging` handler does.
@@ -94,7 +112,9 @@ impl Handler for Debugging {
     }
 }
 
-/// Delivers every message into a Maildir (created if missing).
+/// Delivers every message into a Maildir (created if missing), streaming it to a file in
+/// `tmp/` as it arrives and moving it to `new/` when it is complete, so memory does not grow
+/// with the message size.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     dir: PathBuf,
@@ -109,15 +129,37 @@ impl Mailbox {
     }
 }
 
-impl Handler for Mailbox {
-    async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
-        let mut message = format!(
+impl Mailbox {
+    fn trace_headers(session: &Session, envelope: &Envelope) -> Vec<u8> {
+        format!(
             "X-Peer: {}\r\nX-MailFrom: {}\r\nX-RcptTo: {}\r\n",
             session.peer,
             envelope.mail_from.as_deref().unwrap_or(""),
             envelope.rcpt_tos.join(", ")
         )
-        .into_bytes();
+        .into_bytes()
+    }
+}
+
+impl Handler for Mailbox {
+    async fn handle_body(&self, session: &mut Session, envelope: &mut Envelope) -> BodyMode {
+        let headers = Mailbox::trace_headers(session, envelope);
+        match MaildirFile::create(&self.dir, session.server_hostname(), &headers).await {
+            Ok(file) => BodyMode::Stream(Box::new(file)),
+            Err(e) => {
+                tracing::error!(error = %e, "Maildir delivery failed");
+                BodyMode::Stream(Box::new(Failed))
+            }
+        }
+    }
+
+    /// The streamed message is already in `new/`. A message in `envelope.content` (from a
+    /// wrapper that buffers instead of forwarding `handle_body`) is stored here.
+    async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
+        if envelope.content.is_empty() {
+            return Reply::ok();
+        }
+        let mut message = Mailbox::trace_headers(session, envelope);
         message.extend_from_slice(&envelope.content);
         let dir = self.dir.clone();
         let stored =
@@ -133,6 +175,88 @@ impl Handler for Mailbox {
                 Reply::from("451 4.3.0 Error: cannot store the message")
             }
             Err(_) => Reply::from("451 4.3.0 Error: cannot store the message"),
+        }
+    }
+}
+
+/// A sink that refuses the body: the client gets `451 4.3.0`.
+struct Failed;
+
+impl BodySink for Failed {
+    fn write<'a>(&'a mut self, _: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(async { Err(std::io::Error::other("no Maildir file")) })
+    }
+
+    fn finish(&mut self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async { Err(std::io::Error::other("no Maildir file")) })
+    }
+}
+
+/// A message being written to `tmp/`; moved to `new/` by `finish`, removed if dropped before.
+struct MaildirFile {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    new: PathBuf,
+    delivered: bool,
+}
+
+impl MaildirFile {
+    async fn create(dir: &std::path::Path, host: &str, headers: &[u8]) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        // Maildir names: `time.unique.host`, with `/` and `:` in the host escaped
+        // (https://cr.yp.to/proto/maildir.html).
+        let host = host.replace('/', "\\057").replace(':', "\\072");
+        let name = format!(
+            "{}.M{}P{}Q{}.{host}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            DELIVERIES.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmp = dir.join("tmp").join(&name);
+        let new = dir.join("new").join(&name);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await?;
+        // From here on, dropping `this` removes the file.
+        let mut this = MaildirFile {
+            file,
+            tmp,
+            new,
+            delivered: false,
+        };
+        this.file.write_all(headers).await?;
+        Ok(this)
+    }
+}
+
+impl BodySink for MaildirFile {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(self.file.write_all(chunk))
+    }
+
+    fn finish(&mut self) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            self.file.flush().await?;
+            self.file.sync_all().await?;
+            tokio::fs::rename(&self.tmp, &self.new).await?;
+            self.delivered = true;
+            tracing::info!(file = %self.new.display(), "delivered to Maildir");
+            Ok(())
+        })
+    }
+}
+
+impl Drop for MaildirFile {
+    fn drop(&mut self) {
+        if !self.delivered {
+            let _ = std::fs::remove_file(&self.tmp);
         }
     }
 }

@@ -21,6 +21,7 @@ pub enum Verb {
     Help,
     Auth,
     StartTls,
+    Bdat,
     Unknown,
 }
 
@@ -41,6 +42,7 @@ impl Verb {
             b"HELP" => Verb::Help,
             b"AUTH" => Verb::Auth,
             b"STARTTLS" => Verb::StartTls,
+            b"BDAT" => Verb::Bdat,
             _ => Verb::Unknown,
         }
     }
@@ -62,6 +64,7 @@ impl Verb {
             Verb::Help => "HELP",
             Verb::Auth => "AUTH",
             Verb::StartTls => "STARTTLS",
+            Verb::Bdat => "BDAT",
             Verb::Unknown => "",
         }
     }
@@ -72,8 +75,9 @@ impl Verb {
 pub struct CommandLine<'a> {
     /// The recognised verb, or `Unknown`.
     pub verb: Verb,
-    /// The verb as sent, upper-cased (for the replies to unknown verbs).
-    pub verb_text: String,
+    /// The verb as sent, upper-cased (for the replies to unknown verbs). Borrowed, without
+    /// an allocation, for the known verbs.
+    pub verb_text: std::borrow::Cow<'static, str>,
     /// The argument with surrounding white space removed; `None` when there is none.
     pub arg: Option<&'a str>,
 }
@@ -93,7 +97,6 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<CommandLine<'_>, Rep
     if !verb.is_ascii() || verb.is_empty() {
         return Err(Reply::from("500 Error: bad syntax"));
     }
-    let upper = verb.to_ascii_uppercase();
     let arg = match rest {
         None => None,
         Some(rest) => {
@@ -111,9 +114,26 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<CommandLine<'_>, Rep
             (!text.is_empty()).then_some(text)
         }
     };
-    let verb = Verb::from_upper(&upper);
-    // `from_upper` only matched ASCII, so the conversion cannot fail.
-    let verb_text = String::from_utf8(upper).unwrap_or_default();
+    // Known verbs are at most 8 letters: upper-case them on the stack, not in a new String.
+    let mut upper = [0u8; 8];
+    let known = match upper.get_mut(..verb.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(verb);
+            buf.make_ascii_uppercase();
+            Verb::from_upper(buf)
+        }
+        None => Verb::Unknown,
+    };
+    let verb_text = match known {
+        Verb::Unknown => {
+            // The verb is ASCII (checked above), so this cannot fail.
+            std::borrow::Cow::Owned(
+                String::from_utf8(verb.to_ascii_uppercase()).unwrap_or_default(),
+            )
+        }
+        verb => std::borrow::Cow::Borrowed(verb.name()),
+    };
+    let verb = known;
     Ok(CommandLine {
         verb,
         verb_text,
@@ -135,8 +155,10 @@ pub enum PathError {
 pub struct Path {
     /// The address without angle brackets or source route; `<>` for the null path.
     pub address: String,
-    /// The parameters as sent, upper-cased (`SIZE=1024`, `BODY=8BITMIME`).
+    /// The parameters, upper-cased (`SIZE=1024`, `BODY=8BITMIME`).
     pub params: Vec<String>,
+    /// The parameters as sent: xtext values (`ENVID=`, `ORCPT=`) are case-sensitive.
+    pub raw_params: Vec<String>,
 }
 
 /// Parses `FROM:<address> params…` (or `TO:`); `keyword` includes the colon.
@@ -170,13 +192,12 @@ pub fn parse_path(arg: Option<&str>, keyword: &str) -> Result<Path, PathError> {
     if address != "<>" {
         validate_address(address)?;
     }
-    let params = params
-        .split_whitespace()
-        .map(|p| p.to_ascii_uppercase())
-        .collect();
+    let raw_params: Vec<String> = params.split_whitespace().map(str::to_owned).collect();
+    let params = raw_params.iter().map(|p| p.to_ascii_uppercase()).collect();
     Ok(Path {
         address: address.to_owned(),
         params,
+        raw_params,
     })
 }
 
@@ -229,8 +250,18 @@ fn validate_address(address: &str) -> Result<(), PathError> {
         return Err(PathError::Malformed);
     }
     let literal = domain.starts_with('[') && domain.ends_with(']');
-    let bad_domain = |c: char| c.is_control() || c.is_whitespace() || "<>()\"@,;:\\".contains(c);
-    if !literal && domain.chars().any(bad_domain) {
+    let bad_domain = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(
+                c,
+                '<' | '>' | '(' | ')' | '"' | '@' | ',' | ';' | ':' | '\\'
+            )
+    };
+    // A literal may hold `:` (IPv6) but, like any domain, no control character or space:
+    // the address ends up in headers and logs.
+    let bad_literal = |c: char| c.is_control() || c.is_whitespace();
+    if !literal && domain.chars().any(bad_domain) || literal && domain.chars().any(bad_literal) {
         return Err(PathError::Malformed);
     }
     Ok(())
@@ -276,6 +307,7 @@ mod tests {
             Ok(Path {
                 address: address.into(),
                 params: params.iter().map(|s| s.to_string()).collect(),
+                raw_params: params.iter().map(|s| s.to_lowercase()).collect(),
             })
         };
         let cases: &[(&str, Result<Path, PathError>)] = &[
@@ -301,6 +333,12 @@ mod tests {
             ("FROM:<a@>", Err(PathError::Malformed)),
             ("FROM:<a@b@c>", Err(PathError::Malformed)),
             ("FROM:<\"a@b\"@c>", ok("\"a@b\"@c", &[])),
+            // Regression: control characters inside a domain literal were accepted (found by
+            // the command fuzz target); they would reach headers and logs.
+            ("FROM:<a@[127.0.0.1\r]>", Err(PathError::Malformed)),
+            ("FROM:<a@[127\0.0.0.1]>", Err(PathError::Malformed)),
+            ("FROM:<a@[1 27.0.0.1]>", Err(PathError::Malformed)),
+            ("FROM:<a@[IPv6:::1]>", ok("a@[IPv6:::1]", &[])),
         ];
         for (arg, expected) in cases {
             assert_eq!(&parse_path(Some(arg), "FROM:"), expected, "{arg}");

@@ -5,9 +5,12 @@
 pub mod command;
 pub mod data;
 pub mod line;
+pub mod params;
+pub mod proxy;
 pub mod reply;
 
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
 pub use data::{DataDecoder, DataError};
 pub use line::{Frame, LineFramer};
-pub use reply::Reply;
+pub use params::{Bdat, MailDsn, Notify, Orcpt, RcptDsn, Ret, parse_bdat};
+pub use reply::{Reply, enhanced_code};

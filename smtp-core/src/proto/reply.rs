@@ -118,8 +118,45 @@ impl Reply {
         while let Some(line) = lines.next() {
             out.extend_from_slice(&code);
             out.push(if lines.peek().is_some() { b'-' } else { b' ' });
-            out.extend_from_slice(line.as_bytes());
+            // Replies echo client text (unknown verbs, VRFY): a bare CR or other control
+            // character there would break the client's framing of replies.
+            if line.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                out.extend(line.bytes().map(|b| match b {
+                    b'\t' => b,
+                    b if b.is_ascii_control() => b'?',
+                    b => b,
+                }));
+            } else {
+                out.extend_from_slice(line.as_bytes());
+            }
             out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Whether the text starts with an enhanced status code (RFC 3463) of the reply's class,
+    /// such as `2.1.0 `.
+    pub fn has_enhanced_code(&self) -> bool {
+        starts_with_enhanced_code(&self.text, self.code)
+    }
+
+    /// The reply with `code` (`"2.1.0"`) in front of every line that has none.
+    pub fn with_enhanced_code(&self, code: &str) -> Reply {
+        let mut text = String::with_capacity(self.text.len() + code.len() + 1);
+        for (i, line) in self.lines().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            if !starts_with_enhanced_code(line, self.code) {
+                text.push_str(code);
+                if !line.is_empty() {
+                    text.push(' ');
+                }
+            }
+            text.push_str(line);
+        }
+        Reply {
+            code: self.code,
+            text: Cow::Owned(text),
         }
     }
 
@@ -129,6 +166,61 @@ impl Reply {
         self.write_to(&mut out);
         out
     }
+}
+
+/// `class.subject.detail` (RFC 3463): the class is the reply code's first digit, subject and
+/// detail are 1–3 digits, followed by a space or the end of the text.
+fn starts_with_enhanced_code(text: &str, code: u16) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() < 5 || bytes[0] != b'0' + (code / 100) as u8 || bytes[1] != b'.' {
+        return false;
+    }
+    let mut i = 2;
+    for part in 0..2 {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() && i - start < 3 {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if part == 0 {
+            if bytes.get(i) != Some(&b'.') {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    i == bytes.len() || bytes[i] == b' '
+}
+
+/// The enhanced status code (RFC 3463, RFC 5248) that a reply to `verb` with `code` gets when
+/// its text has none, or `None` when it gets none: 3xx replies (`334`, `354`) and the replies to
+/// HELO, EHLO and LHLO (RFC 2034 §3). Codes whose meaning the protocol fixes get their specific
+/// code (`250` after MAIL is `2.1.0`, after RCPT `2.1.5`; `503` is `5.5.1`, `552` is `5.3.4`);
+/// the others, whose reason only the handler knows (`550`, `554`, `451`…), get `X.0.0`.
+pub fn enhanced_code(verb: super::Verb, code: u16) -> Option<&'static str> {
+    use super::Verb;
+    if matches!(verb, Verb::Helo | Verb::Ehlo | Verb::Lhlo) {
+        return None;
+    }
+    Some(match (code, verb) {
+        (250..=252, Verb::Mail) => "2.1.0",
+        (250..=252, Verb::Rcpt) => "2.1.5",
+        (200..=299, _) => "2.0.0",
+        (300..=399, _) => return None,
+        (421, _) => "4.3.2",
+        (452, Verb::Rcpt) => "4.5.3",
+        (452, _) => "4.3.1",
+        (454, Verb::StartTls) => "4.7.0",
+        (400..=499, _) => "4.0.0",
+        (500, _) => "5.5.2",
+        (501 | 504 | 555, _) => "5.5.4",
+        (502 | 503, _) => "5.5.1",
+        (530, _) => "5.7.0",
+        (552, _) => "5.3.4",
+        _ => "5.0.0",
+    })
 }
 
 impl fmt::Display for Reply {
@@ -182,6 +274,12 @@ mod tests {
             ),
             (Reply::from("hello"), b"451 hello\r\n"),
             (Reply::new(99, "bad"), b"451 bad\r\n"),
+            // Regression: an unknown verb `X<CR>Y` was echoed with its bare CR, which ends a
+            // reply line for some clients (found by the session fuzz target).
+            (
+                Reply::new(500, "command \"X\rY\0\" unknown\r"),
+                b"500 command \"X?Y?\" unknown\r\n",
+            ),
             (
                 Reply::from(String::from("535 5.7.8 no")),
                 b"535 5.7.8 no\r\n",
@@ -189,6 +287,60 @@ mod tests {
         ];
         for (reply, wire) in cases {
             assert_eq!(reply.to_bytes(), *wire, "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn enhanced_codes() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("250 OK", "2.1.0", "250 2.1.0 OK"),
+            ("250 2.1.5 recipient ok", "2.0.0", "250 2.1.5 recipient ok"),
+            ("550 5.1.1 no such user", "5.0.0", "550 5.1.1 no such user"),
+            (
+                "550 2.1.1 wrong class",
+                "5.0.0",
+                "550 5.0.0 2.1.1 wrong class",
+            ),
+            (
+                "250 5 octets received",
+                "2.0.0",
+                "250 2.0.0 5 octets received",
+            ),
+            ("250 2.0.0", "2.0.0", "250 2.0.0"),
+            ("250 2.0.0000 x", "2.0.0", "250 2.0.0 2.0.0000 x"),
+            ("250 ", "2.0.0", "250 2.0.0"),
+            ("221 Bye", "2.0.0", "221 2.0.0 Bye"),
+        ];
+        for (reply, code, expected) in cases {
+            let reply = Reply::from(*reply);
+            assert_eq!(reply.with_enhanced_code(code).to_string(), *expected);
+        }
+        assert_eq!(
+            Reply::new(250, "a\n2.0.0 b")
+                .with_enhanced_code("2.0.0")
+                .to_string(),
+            "250-2.0.0 a\n250 2.0.0 b"
+        );
+        use crate::proto::Verb;
+        let table: &[(Verb, u16, Option<&str>)] = &[
+            (Verb::Mail, 250, Some("2.1.0")),
+            (Verb::Rcpt, 250, Some("2.1.5")),
+            (Verb::Data, 250, Some("2.0.0")),
+            (Verb::Data, 354, None),
+            (Verb::Auth, 334, None),
+            (Verb::Ehlo, 250, None),
+            (Verb::Helo, 501, None),
+            (Verb::Lhlo, 250, None),
+            (Verb::Rcpt, 452, Some("4.5.3")),
+            (Verb::Unknown, 500, Some("5.5.2")),
+            (Verb::Mail, 501, Some("5.5.4")),
+            (Verb::Rcpt, 503, Some("5.5.1")),
+            (Verb::Bdat, 552, Some("5.3.4")),
+            (Verb::Rcpt, 550, Some("5.0.0")),
+            (Verb::Data, 451, Some("4.0.0")),
+        ];
+        for (verb, code, expected) in table {
+            assert_eq!(enhanced_code(*verb, *code), *expected, "{verb:?} {code}");
         }
     }
 
