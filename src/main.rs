@@ -127,6 +127,9 @@ struct Cli {
     /// Slowest DATA transfer tolerated after a 10-second grace, in bytes per second (0: none).
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 0)]
     min_data_rate: u64,
+    /// Worker threads [default: the CPUs this process may use]; 1 runs everything on one thread.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -319,10 +322,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One core (or --threads 1): a current-thread runtime, which skips the work-stealing
+    // scheduler's cross-thread wake-ups.
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };

@@ -132,6 +132,41 @@ async fn a_sender_slower_than_the_minimum_rate_is_cut_off() {
     server.shutdown().await;
 }
 
+/// A BDAT chunk trickled in below the minimum rate is cut off like a DATA transfer.
+#[tokio::test]
+async fn a_bdat_chunk_slower_than_the_minimum_rate_is_cut_off() {
+    let (handler, messages) = collector();
+    let server = common::start(handler, slow_config()).await;
+    let mut c = Client::ehloed(server.local_addr()).await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RCPT TO:<b@example.com>", 250).await;
+    c.send(b"BDAT 100000 LAST\r\n").await;
+    let started = Instant::now();
+    let cut = loop {
+        c.send(b"123456789\n").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break c.reply().await;
+        }
+        if let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(1), c.line()).await {
+            break vec![line];
+        }
+    };
+    assert_eq!(cut, ["421 4.4.2 test.example Error: too slow"]);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "cut off after {waited:?}, before the grace"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "cut off only after {waited:?}"
+    );
+    c.expect_closed().await;
+    assert!(messages.lock().unwrap().is_empty());
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_sender_above_the_minimum_rate_is_not_cut_off() {
     let (handler, messages) = collector();

@@ -117,10 +117,10 @@ pub struct Config {
     /// that crossed it the server sends `421 4.7.0 <hostname> Error: too much data in one
     /// session` and closes. `None` means unlimited. Default is `None`.
     pub max_bytes_per_connection: Option<u64>,
-    /// The slowest DATA transfer tolerated, as Postfix's `smtpd_min_data_rate`: once the grace
-    /// period is over, a client that has sent fewer than `bytes_per_second` on average since
-    /// `354` gets `421 4.4.2 <hostname> Error: too slow` and is closed. BDAT chunks are not
-    /// rate-checked (only the idle timeout applies). `None` means no minimum.
+    /// The slowest message transfer tolerated, as Postfix's `smtpd_min_data_rate`: once the
+    /// grace period is over, a client that has sent fewer than `bytes_per_second` on average
+    /// since `354` (or since a BDAT command, for that chunk) gets
+    /// `421 4.4.2 <hostname> Error: too slow` and is closed. `None` means no minimum.
     /// Default is `None`.
     pub min_data_rate: Option<MinDataRate>,
 }

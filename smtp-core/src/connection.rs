@@ -1244,6 +1244,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             _ => None,
         };
         let mut remaining = chunk.size;
+        // Each chunk's transfer is held to the minimum rate, as a DATA transfer is.
+        self.io.rate = self.shared.config.min_data_rate.map(DataRate::new);
         loop {
             let pending = self.io.inbuf.len() - self.io.start;
             let take = pending.min(remaining);
@@ -1254,6 +1256,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             self.io.start += take;
             remaining -= take;
             if remaining == 0 {
+                self.io.rate = None;
                 break;
             }
             self.io.touch();
