@@ -75,7 +75,9 @@ struct Cli {
     #[arg(long = "auth-exclude", value_name = "MECH")]
     auth_exclude: Vec<String>,
     /// Also offer this mechanism (repeatable): SCRAM-SHA-256, SCRAM-SHA-256-PLUS, SCRAM-SHA-1,
-    /// SCRAM-SHA-1-PLUS, CRAM-MD5 (legacy), ANONYMOUS. SCRAM and CRAM-MD5 check --auth-user.
+    /// SCRAM-SHA-1-PLUS, CRAM-MD5 (legacy), ANONYMOUS, XOAUTH2, OAUTHBEARER, EXTERNAL.
+    /// SCRAM and CRAM-MD5 check --auth-user; XOAUTH2 and OAUTHBEARER take its password as the
+    /// user's token; EXTERNAL accepts a client certificate verified against --tls-client-ca.
     #[arg(long = "auth-mechanism", value_name = "MECH", value_parser = parse_mechanism)]
     auth_mechanisms: Vec<String>,
     /// Pause before the first AUTH failure reply on a connection, doubled for each further
@@ -180,7 +182,7 @@ fn parse_handler(s: &str) -> Result<HandlerChoice, String> {
     }
 }
 
-const CLI_MECHANISMS: [&str; 8] = [
+const CLI_MECHANISMS: [&str; 11] = [
     "PLAIN",
     "LOGIN",
     "SCRAM-SHA-256",
@@ -189,6 +191,9 @@ const CLI_MECHANISMS: [&str; 8] = [
     "SCRAM-SHA-1-PLUS",
     "CRAM-MD5",
     "ANONYMOUS",
+    "XOAUTH2",
+    "OAUTHBEARER",
+    "EXTERNAL",
 ];
 
 fn parse_mechanism(s: &str) -> Result<String, String> {
@@ -202,7 +207,12 @@ fn parse_mechanism(s: &str) -> Result<String, String> {
 
 /// Registers the `--auth-mechanism` mechanisms over the `--auth-user` table.
 fn with_mechanisms<H: Handler>(mut server: Server<H>, cli: &Cli) -> Result<Server<H>, String> {
-    use smtp_core::auth::mechanisms::{Anonymous, CramMd5, Scram};
+    use smtp_core::auth::mechanisms::{Anonymous, CramMd5, External, OAuthBearer, Scram, XOAuth2};
+    if cli.auth_mechanisms.iter().any(|m| m == "EXTERNAL") && cli.tls_client_ca.is_none() {
+        return Err(
+            "--auth-mechanism EXTERNAL needs --tls-client-ca to verify client certificates".into(),
+        );
+    }
     let users = Arc::new(static_users(cli));
     let has = |name: &str| cli.auth_mechanisms.iter().any(|m| m == name);
     for name in &cli.auth_mechanisms {
@@ -220,11 +230,50 @@ fn with_mechanisms<H: Handler>(mut server: Server<H>, cli: &Cli) -> Result<Serve
             "SCRAM-SHA-1-PLUS" => server.mechanism(name, Scram::sha1_plus(users)),
             "CRAM-MD5" => server.mechanism(name, CramMd5::new(users)),
             "ANONYMOUS" => server.mechanism(name, Anonymous),
+            "XOAUTH2" => server.mechanism(name, XOAuth2::new()),
+            "OAUTHBEARER" => server.mechanism(name, OAuthBearer::new()),
+            "EXTERNAL" => server.mechanism(name, External),
             _ => Ok(server),
         }
         .map_err(|e| e.to_string())?;
     }
     Ok(server)
+}
+
+/// The binary's authenticator: the `--auth-user` table, and with `--auth-mechanism EXTERNAL`
+/// any client certificate that TLS verified against `--tls-client-ca` (acting as itself).
+struct CliAuthenticator {
+    users: StaticUsers,
+    external: bool,
+}
+
+#[async_trait::async_trait]
+impl smtp_core::Authenticator for CliAuthenticator {
+    async fn authenticate(
+        &self,
+        session: &Session,
+        envelope: &Envelope,
+        mechanism: &str,
+        auth_data: &smtp_core::AuthData,
+    ) -> smtp_core::AuthResult {
+        match auth_data {
+            smtp_core::AuthData::External {
+                authzid,
+                certificates,
+            } => {
+                if self.external && authzid.is_none() && !certificates.is_empty() {
+                    smtp_core::AuthResult::success_with(auth_data.clone())
+                } else {
+                    smtp_core::AuthResult::failure()
+                }
+            }
+            _ => {
+                self.users
+                    .authenticate(session, envelope, mechanism, auth_data)
+                    .await
+            }
+        }
+    }
 }
 
 fn static_users(cli: &Cli) -> StaticUsers {
@@ -365,14 +414,12 @@ fn config(cli: &Cli) -> Result<Config, String> {
     config.auth_exclude_mechanism = cli.auth_exclude.clone();
     config.auth_failure_delay = Duration::from_millis(cli.auth_failure_delay_ms);
     config.require_starttls = cli.require_starttls;
-    if !cli.auth_users.is_empty() {
-        let users = cli
-            .auth_users
-            .iter()
-            .fold(StaticUsers::new(), |users, (u, p)| {
-                users.user(u.as_bytes(), p.as_bytes())
-            });
-        config.authenticator = Some(Arc::new(users));
+    let external = cli.auth_mechanisms.iter().any(|m| m == "EXTERNAL");
+    if !cli.auth_users.is_empty() || external {
+        config.authenticator = Some(Arc::new(CliAuthenticator {
+            users: static_users(cli),
+            external,
+        }));
     }
     if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
         let mut builder = TlsConfig::builder(cert, key);

@@ -309,7 +309,74 @@ fn binary_rejects_unknown_mechanisms() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("expected one of PLAIN, LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS, SCRAM-SHA-1, SCRAM-SHA-1-PLUS, CRAM-MD5, ANONYMOUS"),
+        stderr.contains("expected one of PLAIN, LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS, SCRAM-SHA-1, SCRAM-SHA-1-PLUS, CRAM-MD5, ANONYMOUS, XOAUTH2, OAUTHBEARER, EXTERNAL"),
+        "{stderr}"
+    );
+}
+
+/// `smtpd --auth-mechanism XOAUTH2 --auth-mechanism OAUTHBEARER`: the `--auth-user` password is
+/// the user's token. lettre speaks XOAUTH2; OAUTHBEARER is spoken by hand (RFC 7628 §3.1).
+#[tokio::test]
+async fn binary_offers_token_mechanisms_over_the_user_table() {
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let server = smtpd(&[
+        "--no-auth-require-tls",
+        "--auth-user",
+        "user@example.com:tok-123",
+        "--auth-failure-delay-ms",
+        "0",
+        "--auth-mechanism",
+        "XOAUTH2",
+        "--auth-mechanism",
+        "OAUTHBEARER",
+    ]);
+    let send = |token: &'static str| {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(server.addr.port())
+            .credentials(Credentials::new("user@example.com".into(), token.into()))
+            .authentication(vec![Mechanism::Xoauth2])
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build();
+        let email = Message::builder()
+            .from("user@example.com".parse().unwrap())
+            .to("bob@example.net".parse().unwrap())
+            .subject("token")
+            .body("Hello".to_owned())
+            .unwrap();
+        async move { transport.send(email).await }
+    };
+    send("tok-123").await.expect("XOAUTH2 with the right token");
+    assert!(send("tok-999").await.is_err(), "a wrong token is refused");
+
+    let mut c = Client::connect(server.addr).await;
+    let ehlo = c.cmd("EHLO client.example", 250).await;
+    assert!(
+        ehlo.iter()
+            .any(|l| l == "250-AUTH LOGIN OAUTHBEARER PLAIN XOAUTH2"),
+        "{ehlo:?}"
+    );
+    let bearer = b64("n,a=user@example.com,\x01auth=Bearer tok-123\x01\x01");
+    c.expect(
+        &format!("AUTH OAUTHBEARER {bearer}"),
+        "235 2.7.0 Authentication successful",
+    )
+    .await;
+}
+
+/// EXTERNAL needs a CA to verify client certificates against: without one, smtpd refuses to
+/// start (one line, exit 2).
+#[test]
+fn binary_refuses_external_without_a_client_ca() {
+    let out = Command::new(env!("CARGO_BIN_EXE_smtpd"))
+        .args(["--listen", "127.0.0.1:0", "--auth-mechanism", "EXTERNAL"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("EXTERNAL needs --tls-client-ca"),
         "{stderr}"
     );
 }

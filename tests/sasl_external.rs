@@ -137,3 +137,62 @@ async fn anonymous_keeps_the_trace() {
     assert_eq!(*calls.lock().unwrap(), 0);
     server.shutdown().await;
 }
+
+/// `smtpd --auth-mechanism EXTERNAL --tls-client-ca CA`: a certificate the CA signed logs in
+/// as itself; a client without one, or asking for another identity, does not.
+#[tokio::test]
+async fn binary_offers_external_with_a_client_ca() {
+    use std::io::BufRead as _;
+    let pki = Pki::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smtpd"))
+        .args(["--listen", "127.0.0.1:0", "--handler", "sink"])
+        .args(["--hostname", "test.example", "--ident", "smtpd test"])
+        .arg("--tls-cert")
+        .arg(&pki.server.cert)
+        .arg("--tls-key")
+        .arg(&pki.server.key)
+        .arg("--tls-client-ca")
+        .arg(&pki.ca)
+        .args([
+            "--auth-mechanism",
+            "EXTERNAL",
+            "--auth-mechanism",
+            "ANONYMOUS",
+        ])
+        .args(["--auth-failure-delay-ms", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn smtpd");
+    let stderr = child.stderr.take().expect("stderr");
+    /// Stops smtpd however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _smtpd = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("smtpd listening on ") {
+                let _ = tx.send(addr.parse::<std::net::SocketAddr>().expect("address"));
+            }
+        }
+    });
+    let addr = rx.recv_timeout(REPLY_TIMEOUT).expect("smtpd did not start");
+
+    let with_cert = pki.client_config_with_cert(rustls::ALL_VERSIONS);
+    let mut c = tls_client(addr, with_cert).await;
+    c.expect(&format!("AUTH EXTERNAL {}", b64("admin")), INVALID)
+        .await;
+    c.expect("AUTH EXTERNAL =", SUCCESS).await;
+    let mut c = tls_client(addr, pki.client_config()).await;
+    c.expect("AUTH EXTERNAL =", INVALID).await;
+}
