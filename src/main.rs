@@ -87,6 +87,10 @@ struct Cli {
     /// AUTH failures per client address and per user in 10 minutes before `454` (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     auth_rate_limit: u32,
+    /// Name the user in the log line of each AUTH failure (default: a fingerprint, since
+    /// users often type a password into the user field).
+    #[arg(long)]
+    log_auth_usernames: bool,
     /// Count AUTH failures in this Redis (redis://HOST:PORT), shared with other instances.
     #[arg(long, value_name = "URL")]
     auth_limit_redis: Option<String>,
@@ -413,6 +417,7 @@ fn config(cli: &Cli) -> Result<Config, String> {
     config.auth_require_tls = !cli.no_auth_require_tls;
     config.auth_exclude_mechanism = cli.auth_exclude.clone();
     config.auth_failure_delay = Duration::from_millis(cli.auth_failure_delay_ms);
+    config.log_auth_usernames = cli.log_auth_usernames;
     config.require_starttls = cli.require_starttls;
     let external = cli.auth_mechanisms.iter().any(|m| m == "EXTERNAL");
     if !cli.auth_users.is_empty() || external {

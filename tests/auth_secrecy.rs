@@ -372,3 +372,35 @@ async fn session_debug_after_auth() {
         assert!(!text.contains(&secret), "{text}");
     }
 }
+
+/// The failure log line carries a fingerprint of the user by default, and the user itself with
+/// `log_auth_usernames` (issue 6: fail2ban-friendly, username when known) — never the password.
+#[tokio::test(flavor = "current_thread")]
+async fn failure_log_names_the_user_only_when_asked() {
+    for named in [false, true] {
+        let logs = LogBuffer::default();
+        let _default = tracing::subscriber::set_default(logs.subscriber());
+        let config = Config {
+            log_auth_usernames: named,
+            ..users()
+        };
+        let server = start(SessionDebug::default(), config).await;
+        let mut c = Client::ehloed(server.local_addr()).await;
+        c.expect(&format!("AUTH PLAIN {}", plain("", LOGIN, WRONG)), INVALID)
+            .await;
+        c.expect("QUIT", "221 Bye").await;
+        server.shutdown().await;
+        let log = logs.contents();
+        let line = log
+            .lines()
+            .find(|l| l.contains("AUTH failed"))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            line.contains("peer_ip=127.0.0.1") && line.contains("mechanism=PLAIN"),
+            "{line}"
+        );
+        assert_eq!(line.contains(&format!("user={LOGIN}")), named, "{line}");
+        assert_eq!(line.contains("user=#"), !named, "{line}");
+        assert_no_leak(&log, &[WRONG, PASSWORD]);
+    }
+}

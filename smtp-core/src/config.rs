@@ -78,6 +78,11 @@ pub struct Config {
     /// and, with the `redis` feature, `RedisLimiter`). Default is `None` (the `smtpd`
     /// binary uses a `MemoryLimiter`).
     pub auth_limiter: Option<Arc<dyn crate::auth::AuthLimiter>>,
+    /// Whether the one-line log event of each AUTH failure names the user as sent (printable
+    /// ASCII, at most 64 characters) instead of a keyed fingerprint (`#1a2b3c4d`). Off by
+    /// default because clients often type a password into the user field; turn it on when an
+    /// operator needs to read which accounts are attacked. Default is `false`.
+    pub log_auth_usernames: bool,
     /// The longest AUTH initial response or challenge answer, in octets (RFC 4954 §4).
     /// Default is 12288.
     pub auth_line_limit: usize,
@@ -257,6 +262,7 @@ impl Default for Config {
             auth_failure_delay: Duration::ZERO,
             auth_failure_delay_max: Duration::from_secs(10),
             auth_limiter: None,
+            log_auth_usernames: false,
             auth_line_limit: 12288,
             tls: None,
             require_starttls: false,

@@ -1506,9 +1506,15 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let config = &self.shared.config;
         let ip = self.session.peer.addr().map(|a| a.ip());
         let peer_ip = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-        let user_field = user
-            .as_deref()
-            .map_or_else(|| "-".to_owned(), crate::auth::user_fingerprint);
+        let user_field = match user.as_deref() {
+            None => "-".to_owned(),
+            Some(user) if config.log_auth_usernames => user
+                .iter()
+                .take(64)
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+                .collect(),
+            Some(user) => crate::auth::user_fingerprint(user),
+        };
         warn!(
             target: "smtpd::auth",
             peer_ip = %peer_ip,
