@@ -72,37 +72,12 @@ impl Client {
 
     /// Reads one line (with CRLF stripped); `None` on EOF.
     pub async fn line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_until(b'\n', &mut buf))
-            .await
-            .expect("timed out waiting for a reply line")
-            .expect("read");
-        if n == 0 {
-            return None;
-        }
-        assert!(
-            buf.ends_with(b"\r\n"),
-            "reply line without CRLF: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.truncate(buf.len() - 2);
-        Some(String::from_utf8(buf).expect("reply is UTF-8"))
+        read_line(&mut self.reader).await
     }
 
     /// Reads one whole (possibly multi-line) reply; panics on EOF.
     pub async fn reply(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self
-                .line()
-                .await
-                .unwrap_or_else(|| panic!("connection closed; reply so far: {lines:?}"));
-            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
-            lines.push(line);
-            if last {
-                return lines;
-            }
-        }
+        read_reply(&mut self.reader).await
     }
 
     /// Sends `line` + CRLF and checks the reply code; returns the reply lines.
@@ -401,4 +376,39 @@ pub async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Reads one reply line (CRLF stripped, checked); `None` on EOF. Shared by the plain and TLS
+/// clients of the tests.
+pub async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(REPLY_TIMEOUT, reader.read_until(b'\n', &mut buf))
+        .await
+        .expect("timed out waiting for a reply line")
+        .expect("read");
+    if n == 0 {
+        return None;
+    }
+    assert!(
+        buf.ends_with(b"\r\n"),
+        "reply line without CRLF: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    buf.truncate(buf.len() - 2);
+    Some(String::from_utf8(buf).expect("reply is UTF-8"))
+}
+
+/// Reads one whole (possibly multi-line) reply; panics on EOF.
+pub async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = read_line(reader)
+            .await
+            .unwrap_or_else(|| panic!("connection closed; reply so far: {lines:?}"));
+        let last = line.len() < 4 || line.as_bytes()[3] == b' ';
+        lines.push(line);
+        if last {
+            return lines;
+        }
+    }
 }

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::REPLY_TIMEOUT;
+use super::{read_line, read_reply};
 
 /// The name the server certificate is issued to, and the SNI the TLS clients send.
 pub const SERVER_NAME: &str = "localhost";
@@ -292,37 +293,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dialog<S> {
 
     /// Reads one line (CRLF stripped); `None` on EOF.
     pub async fn line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(REPLY_TIMEOUT, self.io.read_until(b'\n', &mut buf))
-            .await
-            .expect("timed out waiting for a reply line")
-            .expect("read");
-        if n == 0 {
-            return None;
-        }
-        assert!(
-            buf.ends_with(b"\r\n"),
-            "reply line without CRLF: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.truncate(buf.len() - 2);
-        Some(String::from_utf8(buf).expect("reply is UTF-8"))
+        read_line(&mut self.io).await
     }
 
     /// Reads one whole reply; panics on EOF.
     pub async fn reply(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self
-                .line()
-                .await
-                .unwrap_or_else(|| panic!("connection closed; reply so far: {lines:?}"));
-            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
-            lines.push(line);
-            if last {
-                return lines;
-            }
-        }
+        read_reply(&mut self.io).await
     }
 
     /// Sends `line` + CRLF and checks the reply code; returns the reply lines.
