@@ -8,10 +8,12 @@
 
   bench/idle_and_large.py --pid PID --port PORT idle --count 10000
   bench/idle_and_large.py --pid PID --port PORT large --mib 100
+  bench/idle_and_large.py --pid PID --port PORT --json smtpd/idle/1 idle   # one JSON line too
 
-Bounded: every socket operation has a timeout, and the script closes what it opened.
+The exit status is 1 if a connection failed or the message was not accepted. Bounded: every
+socket operation has a timeout, and the script closes what it opened.
 """
-import argparse, asyncio, resource, socket, time
+import argparse, asyncio, json, resource, socket, sys, time
 
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
@@ -43,9 +45,11 @@ async def idle(args):
     held = rss_kib(args.pid)
     print(f"idle: {len(conns)} connections held ({failed} failed) in {time.time()-t0:.1f}s; "
           f"server RSS {before/1024:.1f} MiB before, {held/1024:.1f} MiB with them "
-          f"({(held-before)/max(len(conns),1):.2f} KiB per connection)")
+          f"({(held-before)/max(len(conns),1):.2f} KiB per connection)", file=sys.stderr)
     for w in conns:
         w.close()
+    emit(args, conns=len(conns), failed=failed, rss_before_kib=before, rss_kib=held)
+    return failed == 0
 
 def large(args):
     before = rss_kib(args.pid, "VmHWM")
@@ -70,17 +74,25 @@ def large(args):
     dt = time.time() - t0
     peak = rss_kib(args.pid, "VmHWM")
     print(f"large: {args.mib} MiB in {dt:.2f}s ({args.mib/dt:.0f} MiB/s), reply {r.strip().decode()!r}; "
-          f"server VmHWM {before/1024:.1f} -> {peak/1024:.1f} MiB (growth {(peak-before)/1024:.1f} MiB)")
+          f"server VmHWM {before/1024:.1f} -> {peak/1024:.1f} MiB (growth {(peak-before)/1024:.1f} MiB)",
+          file=sys.stderr)
     s.sendall(b"QUIT\r\n"); reply(); s.close()
+    accepted = r.startswith(b"250")
+    emit(args, mib=args.mib, accepted=accepted, mib_per_s=round(args.mib / dt, 1),
+         hwm_before_kib=before, hwm_kib=peak, growth_kib=peak - before)
+    return accepted
+
+def emit(args, **fields):
+    if args.json:
+        print(json.dumps({"label": args.json, **fields}), flush=True)
 
 p = argparse.ArgumentParser()
 p.add_argument("--pid", type=int, required=True)
 p.add_argument("--port", type=int, required=True)
+p.add_argument("--json", metavar="LABEL", help="also print one JSON line with this label")
 sub = p.add_subparsers(dest="what", required=True)
 i = sub.add_parser("idle"); i.add_argument("--count", type=int, default=10000)
 l = sub.add_parser("large"); l.add_argument("--mib", type=int, default=100)
 args = p.parse_args()
-if args.what == "idle":
-    asyncio.run(idle(args))
-else:
-    large(args)
+ok = asyncio.run(idle(args)) if args.what == "idle" else large(args)
+sys.exit(0 if ok else 1)

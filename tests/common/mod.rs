@@ -336,6 +336,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 /// TLS certificates and a client that can switch to TLS (see `tls.rs`).
 pub mod tls;
+pub mod tools;
 
 // ---- SASL helpers (tests/sasl_*.rs, tests/auth_limiter.rs) ----
 
@@ -357,20 +358,11 @@ pub fn external_tool(what: &str, probe: &mut std::process::Command) -> bool {
     ok
 }
 
-/// Runs `python3 -c script args…` with a time limit; returns (success, stdout, stderr).
+/// Runs `python3 -c script args…` (see [`tools::run`]); returns (success, stdout, stderr).
 pub async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("python3 timed out")
-    .expect("run python3");
+    let mut command = std::process::Command::new("python3");
+    command.arg("-c").arg(script).args(args);
+    let output = tools::run(command).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -1,0 +1,90 @@
+//! Real client programs (python3, swaks, openssl, curl…) run against the server under test.
+//!
+//! Under `CI=true` a missing program fails the test instead of skipping it, so a CI machine
+//! without an install step cannot turn interop tests green by skipping them.
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one client program may run before it is killed and the test fails.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether `program --version` runs; under `CI=true` a program that does not run panics.
+pub fn available(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is required when CI=true, but it cannot be run"
+        );
+        eprintln!("NOTICE: {program} not found; skipping this test (it fails under CI=true)");
+    }
+    found
+}
+
+/// Runs `command` off the async runtime (the server under test runs on it) with stdin closed,
+/// and returns its output. Panics if it runs longer than `limit`, after killing it.
+pub async fn run_for(command: Command, limit: Duration) -> Output {
+    tokio::task::spawn_blocking(move || run_blocking(command, limit))
+        .await
+        .expect("join the client thread")
+}
+
+/// [`run_for`] with [`CLIENT_TIMEOUT`].
+pub async fn run(command: Command) -> Output {
+    run_for(command, CLIENT_TIMEOUT).await
+}
+
+fn run_blocking(mut command: Command, limit: Duration) -> Output {
+    let shown = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    // Drain both pipes while waiting, so a chatty client cannot block on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Text of a run's stdout and stderr, for assertion messages.
+pub fn shown(output: &Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
