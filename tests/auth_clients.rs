@@ -60,38 +60,11 @@ async fn delivered(messages: &Messages, text: &str) {
     assert!(content.contains(text), "{content}");
 }
 
-/// Whether `tool` runs. Under CI a missing tool fails the test; elsewhere it is skipped.
-fn available(tool: &str) -> bool {
-    let runs = Command::new(tool)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if runs {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required under CI (CI=true) but does not run"
-    );
-    eprintln!("NOTICE: {tool} not found; test skipped");
-    false
-}
-
-/// Runs `program` with `args` off the runtime's thread; returns (success, stdout, stderr).
+/// Runs `program` with `args` (see `common::tools::run`); returns (success, stdout, stderr).
 async fn run(program: &str, args: Vec<String>) -> (bool, String, String) {
-    let program = program.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&program)
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
-    })
-    .await
-    .expect("join");
+    let mut command = Command::new(program);
+    command.args(&args);
+    let output = tools::run(command).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -209,7 +182,7 @@ async fn smtplib(addr: SocketAddr, mode: &str, password: &str) -> (bool, String,
 /// response.
 #[tokio::test]
 async fn smtplib_login() {
-    if !available("python3") {
+    if !tools::available("python3") {
         return;
     }
     let cases: [(&[&str], &str, &str); 5] = [
@@ -231,7 +204,7 @@ async fn smtplib_login() {
 
 #[tokio::test]
 async fn smtplib_wrong_password() {
-    if !available("python3") {
+    if !tools::available("python3") {
         return;
     }
     let (server, messages, _) = server(&[]).await;
@@ -281,7 +254,7 @@ async fn swaks(addr: SocketAddr, mechanism: &str, password: &str) -> (bool, Stri
 
 #[tokio::test]
 async fn swaks_plain_and_login() {
-    if !available("swaks") {
+    if !tools::available("swaks") {
         return;
     }
     for mechanism in ["PLAIN", "LOGIN"] {
@@ -300,7 +273,7 @@ async fn swaks_plain_and_login() {
 
 #[tokio::test]
 async fn swaks_wrong_password() {
-    if !available("swaks") {
+    if !tools::available("swaks") {
         return;
     }
     let (server, messages, _) = server(&[]).await;

@@ -175,52 +175,6 @@ async fn lettre_sees_a_message_too_large() {
     assert!(store.all().is_empty());
 }
 
-/// Runs `cmd` to completion, killing it after `limit`; returns its output.
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-/// Runs a command off the async runtime (the server under test runs on it).
-async fn run(cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || run_with_timeout(cmd, Duration::from_secs(30)))
-        .await
-        .unwrap()
-}
-
 fn python(script: &str, port: u16) -> Command {
     let mut cmd = Command::new("python3");
     cmd.args(["-c", script, "127.0.0.1", &port.to_string()]);
@@ -228,13 +182,7 @@ fn python(script: &str, port: u16) -> Command {
 }
 
 fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", tools::shown(output));
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -255,7 +203,7 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="py.example", ti
 async fn python_smtplib_delivers_a_message() {
     let store = Store::default();
     let server = start(store.clone(), config()).await;
-    let output = run(python(PY_SENDMAIL, server.local_addr().port())).await;
+    let output = tools::run(python(PY_SENDMAIL, server.local_addr().port())).await;
     let stdout = stdout_of(&output);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -298,7 +246,7 @@ async fn python_smtplib_with_smtputf8() {
         ..config()
     };
     let server = start(store.clone(), cfg).await;
-    let output = run(python(PY_SMTPUTF8, server.local_addr().port())).await;
+    let output = tools::run(python(PY_SMTPUTF8, server.local_addr().port())).await;
     assert_eq!(stdout_of(&output), "True\n{}\n");
     let m = &store.all()[0];
     assert_eq!(m.mail_from, "jörg@exämple.com");
@@ -326,7 +274,7 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=10) as s:
 async fn python_send_message_with_headers_for_the_envelope() {
     let store = Store::default();
     let server = start(store.clone(), config()).await;
-    let output = run(python(PY_SEND_MESSAGE, server.local_addr().port())).await;
+    let output = tools::run(python(PY_SEND_MESSAGE, server.local_addr().port())).await;
     assert_eq!(stdout_of(&output), "{}\n");
     let m = &store.all()[0];
     assert_eq!(m.mail_from, "py@example.com");
@@ -334,24 +282,6 @@ async fn python_send_message_with_headers_for_the_envelope() {
     let text = m.text();
     assert!(text.contains("Subject: EmailMessage\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\none\r\n.two\r\nthree\r\n"), "{text}");
-}
-
-/// swaks must be there under CI; elsewhere its absence skips the test with a notice.
-fn swaks_available() -> bool {
-    let found = Command::new("swaks")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "swaks is required under CI (apt-get install swaks)"
-        );
-        eprintln!("NOTICE: swaks not found; skipping this test (it is required when CI is set)");
-    }
-    found
 }
 
 fn swaks(port: u16, extra: &[&str]) -> Command {
@@ -374,13 +304,13 @@ fn swaks(port: u16, extra: &[&str]) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_delivers_a_message() {
-    if !swaks_available() {
+    if !tools::available("swaks") {
         return;
     }
     let store = Store::default();
     let server = start(store.clone(), config()).await;
     let port = server.local_addr().port();
-    let output = run(swaks(
+    let output = tools::run(swaks(
         port,
         &[
             "--to",
@@ -410,13 +340,13 @@ async fn swaks_delivers_a_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_pipelines() {
-    if !swaks_available() {
+    if !tools::available("swaks") {
         return;
     }
     let store = Store::default();
     let server = start(store.clone(), config()).await;
     let port = server.local_addr().port();
-    let output = run(swaks(
+    let output = tools::run(swaks(
         port,
         &[
             "--pipeline",
@@ -450,12 +380,12 @@ async fn swaks_pipelines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_fails_when_every_recipient_is_refused() {
-    if !swaks_available() {
+    if !tools::available("swaks") {
         return;
     }
     let store = Store::default();
     let server = start(store.clone(), config()).await;
-    let output = run(swaks(
+    let output = tools::run(swaks(
         server.local_addr().port(),
         &["--to", "nobody@example.com"],
     ))
@@ -656,7 +586,7 @@ async fn the_smtpd_binary_applies_its_flags() {
 async fn the_smtpd_binary_rejects_a_bad_flag_with_exit_code_2() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpd"));
     cmd.arg("--bogus-flag");
-    let output = run(cmd).await;
+    let output = tools::run(cmd).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
@@ -668,7 +598,7 @@ async fn the_smtpd_binary_rejects_a_bad_flag_with_exit_code_2() {
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpd"));
     cmd.args(["--listen", "not-an-address"]);
-    let output = run(cmd).await;
+    let output = tools::run(cmd).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
@@ -681,7 +611,7 @@ async fn the_smtpd_binary_reports_an_address_in_use_with_exit_code_2() {
     let addr = taken.local_addr().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpd"));
     cmd.args(["--listen", &addr.to_string()]);
-    let output = run(cmd).await;
+    let output = tools::run(cmd).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");

@@ -74,24 +74,22 @@ async fn cram_server() -> (ServerHandle, Who) {
 
 /// HMAC-MD5 in hex, computed by Python's hmac module, so that the server is checked
 /// against another implementation.
-fn hmac_md5_hex(key: &[u8], data: &[u8]) -> String {
+async fn hmac_md5_hex(key: &[u8], data: &[u8]) -> String {
     let script = "import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.md5).hexdigest())";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(String::from_utf8_lossy(key).as_ref())
-        .arg(String::from_utf8_lossy(data).as_ref())
-        .output()
-        .expect("python3");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn python_available() -> bool {
-    external_tool("python3", Command::new("python3").arg("--version"))
+    let (_, stdout, _) = python(
+        script,
+        &[
+            &String::from_utf8_lossy(key),
+            &String::from_utf8_lossy(data),
+        ],
+    )
+    .await;
+    stdout.trim().to_owned()
 }
 
 #[tokio::test]
 async fn raw_dialogue_with_exact_replies() {
-    if !python_available() {
+    if !tools::available("python3") {
         return;
     }
     let (server, who) = cram_server().await;
@@ -118,7 +116,7 @@ async fn raw_dialogue_with_exact_replies() {
     let mut c = Client::ehloed(server.local_addr()).await;
     let reply = c.cmd("AUTH CRAM-MD5", 334).await;
     let challenge = BASE64.decode(&reply[0][4..]).unwrap();
-    let digest = hmac_md5_hex(b"tanstaaftanstaaf", &challenge);
+    let digest = hmac_md5_hex(b"tanstaaftanstaaf", &challenge).await;
     c.expect(&b64(format!("tim {digest}")), SUCCESS).await;
     c.cmd("MAIL FROM:<tim@example.org>", 250).await;
     let who = who.lock().unwrap().clone();
@@ -153,7 +151,7 @@ with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as s:
 
 #[tokio::test]
 async fn smtplib_login_uses_cram_md5() {
-    if !python_available() {
+    if !tools::available("python3") {
         return;
     }
     let (server, who) = cram_server().await;
@@ -174,7 +172,7 @@ async fn smtplib_login_uses_cram_md5() {
 
 #[tokio::test]
 async fn swaks_auth_cram_md5() {
-    if !external_tool("swaks", Command::new("swaks").arg("--version"))
+    if !tools::available("swaks")
         || !external_tool(
             "Perl Digest::HMAC (for swaks --auth CRAM-MD5)",
             Command::new("perl").args(["-MDigest::HMAC_MD5", "-e", "1"]),
@@ -184,19 +182,15 @@ async fn swaks_auth_cram_md5() {
     }
     let (server, who) = cram_server().await;
     let addr = server.local_addr();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("swaks")
-            .args(["--server", &addr.ip().to_string()])
-            .args(["--port", &addr.port().to_string()])
-            .args(["--auth", "CRAM-MD5", "--auth-user", "tim"])
-            .args(["--auth-password", "tanstaaftanstaaf"])
-            .args(["--from", "tim@example.org", "--to", "bob@example.net"])
-            .args(["--timeout", "10"])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("run swaks");
+    let mut swaks = Command::new("swaks");
+    swaks
+        .args(["--server", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--auth", "CRAM-MD5", "--auth-user", "tim"])
+        .args(["--auth-password", "tanstaaftanstaaf"])
+        .args(["--from", "tim@example.org", "--to", "bob@example.net"])
+        .args(["--timeout", "10"]);
+    let output = tools::run(swaks).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains(" -> AUTH CRAM-MD5\n"), "{stdout}");
@@ -264,7 +258,7 @@ with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as s:
 
 #[tokio::test]
 async fn binary_offers_cram_md5_and_scram_from_auth_users() {
-    if !python_available()
+    if !tools::available("python3")
         || !external_tool(
             "python3 with scramp (pip install scramp)",
             Command::new("python3").args(["-c", "import scramp"]),

@@ -706,28 +706,15 @@ fn unusable_certificate_files_give_errors_naming_the_file() {
     assert!(e.contains(&*missing.to_string_lossy()), "{e}");
 }
 
-/// Runs the `smtpd` binary, killing it if it is still running after 20 seconds.
-fn run_smtpd(args: &[&str]) -> std::process::Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smtpd"))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn smtpd");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("smtpd {args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("smtpd output")
+/// Runs the `smtpd` binary (see `common::tools::run`).
+async fn run_smtpd(args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_smtpd"));
+    command.args(args);
+    common::tools::run(command).await
 }
 
-#[test]
-fn smtpd_binary_names_the_unreadable_tls_file_and_exits_2() {
+#[tokio::test]
+async fn smtpd_binary_names_the_unreadable_tls_file_and_exits_2() {
     let pki = Pki::new();
     let missing_key = pki.dir.0.join("missing.key");
     let missing_key = missing_key.to_string_lossy();
@@ -757,7 +744,7 @@ fn smtpd_binary_names_the_unreadable_tls_file_and_exits_2() {
     for (tls_args, named) in cases {
         let mut args = vec!["--listen", "127.0.0.1:0"];
         args.extend(tls_args);
-        let out = run_smtpd(&args);
+        let out = run_smtpd(&args).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr:?}");

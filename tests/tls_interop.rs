@@ -8,12 +8,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::REPLY_TIMEOUT;
 use common::tls::{Pki, SERVER_NAME, start_both, tls_config};
+use common::tools::{self, CLIENT_TIMEOUT};
 use smtp_core::handlers::{ReceivedMessage, on_message};
 use smtp_core::{Config, Envelope, Handler, Reply, Session};
 
@@ -31,7 +31,6 @@ const MESSAGE: &str = "From: Sender <sender@example.org>\r\n\
     .\r\n\
     Tab\there, UTF-8 caf\u{e9}, trailing spaces.   \r\n\
     Last line.\r\n";
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to hand to lettre and swaks: both end DATA with `CRLF . CRLF` written after the body
 /// (lettre's `send_raw`, swaks' `--data`), so a body that already ends in CRLF would arrive
@@ -106,58 +105,14 @@ impl Fixture {
     }
 }
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Whether `program` can be run; under `CI=true` a missing program fails the test.
-fn available(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            !under_ci(),
-            "{program} is required when CI=true, but it cannot be run"
-        );
-        eprintln!("NOTICE: {program} not found; skipping this test (it fails under CI=true)");
-    }
-    found
-}
-
-/// Runs `command` off the async runtime (the server runs on it), killing it after
-/// [`CLIENT_TIMEOUT`], and checks that it succeeded.
-async fn run(mut command: Command) -> Output {
+/// Runs `command` (see `common::tools::run`) and checks that it succeeded.
+async fn run(command: Command) -> Output {
     let shown = format!("{command:?}");
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn client");
-        let deadline = Instant::now() + CLIENT_TIMEOUT;
-        while child.try_wait().expect("wait for client").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().expect("client output")
-    })
-    .await
-    .expect("client task");
+    let output = tools::run(command).await;
     assert!(
         output.status.success(),
-        "{shown} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        "{shown} failed: {}",
+        tools::shown(&output)
     );
     output
 }
@@ -256,7 +211,7 @@ print("python:", s.sock is None and "closed" or "open", ssl.OPENSSL_VERSION)
 "#;
 
 async fn python(mode: Mode, mechanism: &str) {
-    if !available("python3") {
+    if !tools::available("python3") {
         return;
     }
     let f = Fixture::start().await;
@@ -290,7 +245,7 @@ async fn python_smtplib_smtp_ssl_auth_login() {
 // ---- swaks ----
 
 async fn swaks(mode: Mode, mechanism: &str) {
-    if !available("swaks") {
+    if !tools::available("swaks") {
         return;
     }
     let f = Fixture::start().await;
@@ -401,7 +356,7 @@ fn curl_command(f: &Fixture, mode: Mode, mechanism: &str) -> Command {
 }
 
 async fn curl(mode: Mode, mechanism: &str) {
-    if !available("curl") {
+    if !tools::available("curl") {
         return;
     }
     let f = Fixture::start().await;
@@ -454,7 +409,7 @@ impl Handler for PeerCerts {
 
 #[tokio::test]
 async fn curl_client_certificate_reaches_the_handler_over_both_modes() {
-    if !available("curl") {
+    if !tools::available("curl") {
         return;
     }
     let pki = Pki::new();
