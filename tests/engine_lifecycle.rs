@@ -284,6 +284,24 @@ async fn a_stalled_message_transfer_times_out() {
     assert!(messages.lock().unwrap().is_empty());
 }
 
+/// A client that stops answering an AUTH challenge is timed out like an idle one: 421, then
+/// the connection closes (the mechanism itself only sees the connection end).
+#[tokio::test]
+async fn a_stalled_auth_challenge_times_out_with_421() {
+    let cfg = Config {
+        authenticator: Some(Arc::new(smtp_core::StaticUsers::new().user("user", "pass"))),
+        auth_require_tls: false,
+        ..timeout_config(Duration::from_millis(600))
+    };
+    let server = start(Sink, cfg).await;
+    let mut c = Client::ehloed(server.local_addr()).await;
+    c.expect("AUTH LOGIN", "334 VXNlciBOYW1lAA==").await;
+    let since = Instant::now();
+    assert_eq!(c.reply().await, [TIMED_OUT]);
+    assert!(since.elapsed() >= Duration::from_millis(500));
+    c.expect_closed().await;
+}
+
 /// Deliberate difference from aiosmtpd, which cuts off any DATA transfer that takes longer
 /// than the timeout: here every chunk of message data restarts the timer.
 #[tokio::test]
@@ -315,6 +333,23 @@ async fn shut_down_within(server: ServerHandle, limit: Duration) -> Duration {
 }
 
 const SHUTTING_DOWN: &str = "421 4.3.2 test.example Service shutting down";
+
+/// Shutdown does not wait for a client in the middle of an AUTH exchange: it gets the same
+/// 421 as an idle client.
+#[tokio::test]
+async fn shutdown_answers_a_pending_auth_challenge_with_421() {
+    let cfg = Config {
+        authenticator: Some(Arc::new(smtp_core::StaticUsers::new().user("user", "pass"))),
+        auth_require_tls: false,
+        ..config()
+    };
+    let server = start(Sink, cfg).await;
+    let mut c = Client::ehloed(server.local_addr()).await;
+    c.expect("AUTH LOGIN", "334 VXNlciBOYW1lAA==").await;
+    shut_down_within(server, Duration::from_secs(5)).await;
+    assert_eq!(c.reply().await, [SHUTTING_DOWN]);
+    c.expect_closed().await;
+}
 
 #[tokio::test]
 async fn shutdown_lets_a_transfer_in_flight_finish() {

@@ -49,6 +49,7 @@ const MAX_READ: usize = 64 * 1024;
 const AUTH_LINE_OVERHEAD: usize = 32;
 
 /// How a read ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Filled {
     Data,
     Closed,
@@ -133,6 +134,9 @@ pub(crate) struct Io<S> {
     enhanced: bool,
     /// The command being answered, which decides the enhanced code; `None` before the first.
     verb: Option<Verb>,
+    /// Why a read inside an AUTH exchange ended without a line: the mechanism only sees a
+    /// lost connection, but a timeout or a shutdown still owes the client its 421.
+    auth_interrupted: Option<Filled>,
 }
 
 impl<S: Transport> Io<S> {
@@ -258,8 +262,12 @@ impl<S: Transport> AuthIo for Io<S> {
                     }
                     Frame::Incomplete { discard } => self.start += discard,
                 }
-                if !matches!(self.fill(true).await, Filled::Data) {
-                    return ResponseLine::Closed;
+                match self.fill(true).await {
+                    Filled::Data => {}
+                    ended => {
+                        self.auth_interrupted = Some(ended);
+                        return ResponseLine::Closed;
+                    }
                 }
             }
         })
@@ -314,6 +322,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             rate: None,
             enhanced: config.enhanced_status_codes,
             verb: None,
+            auth_interrupted: None,
         };
         let session = Session::new(peer, shared.hostname.clone());
         Connection {
@@ -1454,6 +1463,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             }
         };
         if abort == Some(crate::auth::AuthAbort::Disconnected) {
+            match self.io.auth_interrupted.take() {
+                Some(Filled::Timeout) => self.timed_out(),
+                Some(Filled::Shutdown) => self.shutting_down(),
+                _ => {}
+            }
             return Next::Close;
         }
         if abort == Some(crate::auth::AuthAbort::Blocked) {
