@@ -757,7 +757,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 Some(chunk) => return Next::Bdat(chunk),
                 None => Reply::from("501 Syntax: BDAT <chunk-size> [LAST]"),
             },
-            Verb::Unknown => unreachable_reply(),
+            Verb::Unknown => unreachable!("unknown verbs are answered before dispatch"),
         };
         let close = reply.closes_connection();
         self.io.push(&reply);
@@ -1142,15 +1142,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 break;
             }
             self.io.start = self.io.inbuf.len();
-            // Progress resets the idle timer, so a large message is not cut off mid-transfer.
-            self.io.touch();
-            match self.io.fill(false).await {
-                Filled::Data => {}
-                Filled::Closed | Filled::Shutdown => return false,
-                Filled::Timeout => {
-                    self.timed_out();
-                    return false;
-                }
+            if !self.more_body().await {
+                return false;
             }
         }
         self.io.touch();
@@ -1163,6 +1156,21 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         };
         self.reset_envelope();
         self.push_all(&replies) && self.message_done(decoder.size())
+    }
+
+    /// Reads more of a message body (DATA or BDAT); false when the connection ends. Progress
+    /// resets the idle timer, so a large message is not cut off mid-transfer, and a shutdown
+    /// waits for the transfer (within `shutdown_grace`).
+    async fn more_body(&mut self) -> bool {
+        self.io.touch();
+        match self.io.fill(false).await {
+            Filled::Data => true,
+            Filled::Closed | Filled::Shutdown => false,
+            Filled::Timeout => {
+                self.timed_out();
+                false
+            }
+        }
     }
 
     /// Counts a finished message against the session caps and ends its rate check; false
@@ -1239,18 +1247,19 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             });
         }
         let limit = self.shared.config.data_size_limit;
-        let mut target = match &mut self.chunking {
+        // Whether this chunk's octets go into the body (else they are read and dropped).
+        let keep = match &mut self.chunking {
             Some(state) if refused.is_none() => {
                 let total = state.size.saturating_add(chunk.size);
                 if state.too_big || limit.is_some_and(|limit| total > limit) {
                     state.too_big = true;
-                    None
+                    false
                 } else {
                     state.size = total;
-                    Some(&mut state.body)
+                    true
                 }
             }
-            _ => None,
+            _ => false,
         };
         let mut remaining = chunk.size;
         // Each chunk's transfer is held to the minimum rate, as a DATA transfer is.
@@ -1258,9 +1267,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         loop {
             let pending = self.io.inbuf.len() - self.io.start;
             let take = pending.min(remaining);
-            if let Some(body) = target.as_mut() {
+            if keep && let Some(state) = &mut self.chunking {
                 let bytes = &self.io.inbuf[self.io.start..self.io.start + take];
-                body.write(&mut self.envelope.content, bytes).await;
+                state.body.write(&mut self.envelope.content, bytes).await;
             }
             self.io.start += take;
             remaining -= take;
@@ -1268,14 +1277,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 self.io.rate = None;
                 break;
             }
-            self.io.touch();
-            match self.io.fill(false).await {
-                Filled::Data => {}
-                Filled::Closed | Filled::Shutdown => return false,
-                Filled::Timeout => {
-                    self.timed_out();
-                    return false;
-                }
+            if !self.more_body().await {
+                return false;
             }
         }
         self.io.touch();
@@ -1607,10 +1610,6 @@ fn malformed() -> Reply {
 
 fn too_long_auth() -> Reply {
     Reply::from("500 5.5.6 Authentication Exchange line is too long")
-}
-
-fn unreachable_reply() -> Reply {
-    Reply::from("500 Error: bad syntax")
 }
 
 /// The AUTH line as logged: the initial response, which may carry a password, is masked.
