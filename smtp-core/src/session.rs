@@ -10,6 +10,7 @@ use crate::tls::TlsInfo;
 
 /// Where a connection comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Peer {
     /// A TCP client.
     Tcp(SocketAddr),

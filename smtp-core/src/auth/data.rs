@@ -97,6 +97,7 @@ impl fmt::Display for LoginPassword {
 /// What a mechanism learned about the client, handed to the authenticator and kept in
 /// [`Session::auth_data`](crate::Session::auth_data) after success.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum AuthData {
     /// PLAIN and LOGIN.
     LoginPassword(LoginPassword),
@@ -283,6 +284,7 @@ impl fmt::Debug for AuthResult {
 /// Why a challenge got no usable answer. The server sends the matching reply itself once the
 /// mechanism returns, so a mechanism can end with `?` and never answer a client line twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthAbort {
     /// The client answered `*`: `501 5.7.0 Auth aborted`.
     Cancelled,

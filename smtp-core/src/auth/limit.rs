@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 /// What a failure is counted against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LimitKey<'a> {
     /// The client's IP address.
     Ip(IpAddr),

@@ -6,6 +6,7 @@ use super::Reply;
 /// bogus-command budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum Verb {
     Helo,
     Ehlo,
@@ -143,6 +144,7 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<CommandLine<'_>, Rep
 
 /// Why a MAIL or RCPT argument was refused.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathError {
     /// The keyword (`FROM:`/`TO:`) or the address is missing: a 501 syntax reply.
     Syntax,

@@ -5,6 +5,7 @@
 /// The error is only reported after `CRLF.CRLF`, because until then every byte the client
 /// sends is message content and must not be read as a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DataError {
     /// A line was longer than the line limit: `500 Line too long (see RFC5321 4.5.3.1.6)`.
     LineTooLong,
