@@ -90,10 +90,12 @@ if [ ${#harness[@]} -gt 0 ]; then
         --reps "$REPS" --port "$PORT" --out "$OUT" --workloads "$(IFS=,; echo "${harness[*]}")")
   [ -n "$PEERS" ] && args+=(--peers "$PEERS")
   [ "$SCALE" = 10 ] && args+=(--quick)
-  RUST_LOG=error "$HARNESS/run_peers.sh" "${args[@]}" "${PASS[@]}"
+  RUST_LOG=error "$HARNESS/run_peers.sh" "${args[@]}" "${PASS[@]+"${PASS[@]}"}"
 fi
 
-# 2. This project's workloads: same pinning, fresh server per run, stopped by process group.
+# 2. This project's workloads: same pinning, fresh server per run, stopped by process group,
+# and the same log level as in the harness's runs (go-smtp's peer logs nothing).
+export RUST_LOG=error
 port_hex=$(printf '%04X' "$PORT")
 listening() { grep -qE "^ *[0-9]+: [0-9A-F]+:$port_hex [0-9A-F]+:0000 0A" /proc/net/tcp 2>/dev/null; }
 SPID=""
@@ -155,13 +157,14 @@ fi
 
 if has "$WORKLOADS" mem; then
   MEMCLI="timeout 600 taskset -c 1 $PY $ROOT/bench/idle_and_large.py --port $PORT"
+  BIG="$SMTPD --size-limit 0"   # the default limit (32 MiB) would refuse the 100 MiB message
   for r in $(seq 1 "$REPS"); do
     start_server smtpd "$SMTPD --handler sink" &&
       { $MEMCLI --pid "$SPID" --json "smtpd/idle/$r" idle --count "$(n 10000)" >>"$MEM" || true; stop_server; }
-    start_server smtpd "$SMTPD --handler sink" &&
+    start_server smtpd "$BIG --handler sink" &&
       { $MEMCLI --pid "$SPID" --json "smtpd/large-sink/$r" large --mib "$(n 100)" >>"$MEM" || true; stop_server; }
     box=$(mktemp -d "$WORK/maildir.XXXXXX")
-    start_server smtpd "$SMTPD --handler maildir:$box" &&
+    start_server smtpd "$BIG --handler maildir:$box" &&
       { $MEMCLI --pid "$SPID" --json "smtpd/large-maildir/$r" large --mib "$(n 100)" >>"$MEM" || true; stop_server; }
     rm -rf "$box"
   done
