@@ -39,12 +39,12 @@ fn scramp_available() -> bool {
 struct Provisioned(HashMap<(Vec<u8>, ScramHash), ScramCredentials>);
 
 impl Provisioned {
-    fn new() -> Provisioned {
+    fn new(password: &str) -> Provisioned {
         let mut users = HashMap::new();
         for hash in [ScramHash::Sha1, ScramHash::Sha256] {
             users.insert(
                 (USER.as_bytes().to_vec(), hash),
-                ScramCredentials::generate(hash, PASSWORD.as_bytes()),
+                ScramCredentials::generate(hash, password.as_bytes()),
             );
         }
         Provisioned(users)
@@ -62,7 +62,12 @@ impl CredentialStore for Provisioned {
 /// and SCRAM-SHA-256-PLUS when `plus`. No per-connection failure cap, so that one
 /// connection can show several failures.
 async fn scram_server(pki: &Pki, plus: bool) -> ServerHandle {
-    let store = Arc::new(Provisioned::new());
+    scram_server_for(pki, plus, PASSWORD).await
+}
+
+/// [`scram_server`] with `user`'s password set to `password`.
+async fn scram_server_for(pki: &Pki, plus: bool, password: &str) -> ServerHandle {
+    let store = Arc::new(Provisioned::new(password));
     let config = Config {
         tls: Some(pki.server_tls()),
         max_auth_failures: None,
@@ -180,6 +185,38 @@ async fn scramp_with_a_wrong_password_is_refused() {
         let out = smtplib_scram(server.local_addr(), &pki, mech, "pen", cb).await;
         assert!(
             out.ends_with("result: 535 5.7.8 Authentication credentials invalid\n"),
+            "{mech}: {out}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// RFC 5802 has both sides prepare the password with SASLprep: one with a soft hyphen, a
+/// no-break space and a ligature, provisioned as typed, logs in with scramp, which prepares
+/// it before hashing.
+#[tokio::test]
+async fn scramp_logs_in_with_a_password_that_saslprep_changes() {
+    if !scramp_available() {
+        return;
+    }
+    let password = "pen\u{AD}cil\u{A0}\u{FB01}ne";
+    let pki = Pki::new();
+    let server = scram_server_for(&pki, false, password).await;
+    for mech in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
+        let out = smtplib_scram(server.local_addr(), &pki, mech, password, "none").await;
+        assert!(
+            out.ends_with("result: 235 server verified\n"),
+            "{mech}: {out}"
+        );
+        // What SASLprep makes of it is the same password; something else is not.
+        let out = smtplib_scram(server.local_addr(), &pki, mech, "pencil fine", "none").await;
+        assert!(
+            out.ends_with("result: 235 server verified\n"),
+            "{mech}: {out}"
+        );
+        let out = smtplib_scram(server.local_addr(), &pki, mech, "pencilfine", "none").await;
+        assert!(
+            out.ends_with(&format!("result: {INVALID}\n")),
             "{mech}: {out}"
         );
     }

@@ -63,7 +63,7 @@ pub use anonymous::Anonymous;
 pub use cram_md5::CramMd5;
 pub use external::External;
 pub use oauthbearer::OAuthBearer;
-pub use scram::{Scram, ScramCredentials, ScramHash};
+pub use scram::{Scram, ScramCredentials, ScramHash, normalize_password};
 pub use store::CredentialStore;
 pub use xoauth2::XOAuth2;
 

@@ -22,6 +22,19 @@ use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer};
 /// The iteration count [`ScramCredentials::generate`] uses: RFC 7677's minimum.
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 
+/// `Normalize(password)` of RFC 5802 §2.2: the SASLprep profile (RFC 4013) of a UTF-8
+/// password, which clients such as scramp and libgsasl apply before hashing; without it a
+/// password with, say, a no-break space or a ligature never matches. A password that is not
+/// UTF-8, or that SASLprep refuses (control or unassigned characters), is used as it is, as
+/// PostgreSQL does, so that it still works with clients that send it unprepared.
+pub fn normalize_password(password: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    match std::str::from_utf8(password).map(stringprep::saslprep) {
+        Ok(Ok(Cow::Owned(prepared))) => Cow::Owned(prepared.into_bytes()),
+        _ => Cow::Borrowed(password),
+    }
+}
+
 /// The hash function of a SCRAM mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScramHash {
@@ -89,14 +102,15 @@ pub struct ScramCredentials {
 }
 
 impl ScramCredentials {
-    /// The keys of `password` with `salt` and `iterations`.
+    /// The keys of `password` with `salt` and `iterations`. The password is prepared with
+    /// SASLprep first (see [`normalize_password`]), as clients prepare theirs.
     pub fn derive(
         hash: ScramHash,
         password: &[u8],
         salt: &[u8],
         iterations: u32,
     ) -> ScramCredentials {
-        let salted = hash.hi(password, salt, iterations);
+        let salted = hash.hi(&normalize_password(password), salt, iterations);
         let client_key = hash.hmac(&salted, b"Client Key");
         ScramCredentials {
             salt: salt.to_vec(),
@@ -566,6 +580,29 @@ mod tests {
         let exchange = server_first(hash, &cf, credentials, server_nonce, None);
         let result = client_final(&exchange, client_final_message);
         (exchange.server_first, result)
+    }
+
+    /// RFC 4013 §3's examples, and the fallbacks for what SASLprep refuses.
+    #[test]
+    fn passwords_are_prepared_with_saslprep() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"I\xc2\xadX", b"IX"),   // soft hyphen: mapped to nothing
+            (b"user", b"user"),       // no transformation
+            (b"USER", b"USER"),       // case preserved
+            (b"\xc2\xaa", b"a"),      // NFKC
+            (b"\xe2\x85\xa8", b"IX"), // NFKC: roman numeral nine
+            (b"a\xc2\xa0b", b"a b"),  // no-break space: mapped to space
+            (b"\x07", b"\x07"),       // prohibited: used as it is
+        ];
+        for (password, prepared) in cases {
+            assert_eq!(&*normalize_password(password), prepared, "{password:?}");
+        }
+        assert_eq!(&*normalize_password(b"\xff\xfe"), b"\xff\xfe", "not UTF-8");
+        let salt = b"salt";
+        assert_eq!(
+            ScramCredentials::derive(ScramHash::Sha256, "I\u{AD}X".as_bytes(), salt, 4096),
+            ScramCredentials::derive(ScramHash::Sha256, b"IX", salt, 4096)
+        );
     }
 
     #[test]
