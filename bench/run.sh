@@ -144,7 +144,7 @@ if has "$WORKLOADS" t; then
     [ -n "${TCMD[$p]:-}" ] || continue
     for r in $(seq 1 "$REPS"); do
       start_server "$p" "${TCMD[$p]}" || continue
-      [ "$r" = 1 ] && echo "t: $p negotiates $($TLSCLI -n 1 --show | head -n1)" | tee -a "$OUT/meta.txt"
+      [ "$r" = 1 ] && echo "t: $p negotiates $($TLSCLI -n 1 --show | sed -n 1p)" | tee -a "$OUT/meta.txt"
       timeout 120 taskset -c 1 $TLSCLI -n "$(n 200)" >/dev/null || true   # warm-up, unmeasured
       timeout 600 taskset -c 1 "$PY" "$HARNESS/smtpbench.py" "127.0.0.1:$PORT" --json \
         --server-pid auto --time-limit 300 --label "$p/t/$r" -n "$(n 2000)" \
