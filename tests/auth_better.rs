@@ -503,6 +503,40 @@ async fn authzid_reaches_the_authenticator() {
     server.shutdown().await;
 }
 
+/// PLAIN and LOGIN compare passwords after SASLprep (RFC 4616 §2), as SCRAM does: a soft
+/// hyphen is nothing and a no-break space is a space, whichever side has them.
+#[tokio::test]
+async fn static_users_compare_passwords_after_saslprep() {
+    let users = StaticUsers::new()
+        .user("alice", "pen\u{AD}cil")
+        .user("bob", "two words");
+    let server = start(
+        Sink,
+        Config {
+            authenticator: Some(Arc::new(users)),
+            max_auth_failures: None,
+            ..auth_config()
+        },
+    )
+    .await;
+    for (login, password, reply) in [
+        ("alice", "pencil", SUCCESS),
+        ("alice", "pen\u{AD}cil", SUCCESS),
+        ("alice", "pen-cil", INVALID),
+        ("bob", "two\u{A0}words", SUCCESS),
+        ("bob", "twowords", INVALID),
+    ] {
+        let mut c = Client::ehloed(server.local_addr()).await;
+        c.expect(&format!("AUTH PLAIN {}", plain("", login, password)), reply)
+            .await;
+    }
+    let mut c = Client::ehloed(server.local_addr()).await;
+    c.expect("AUTH LOGIN", "334 VXNlciBOYW1lAA==").await;
+    c.expect(&b64("bob"), PASSWORD_PROMPT).await;
+    c.expect(&b64("two\u{A0}words"), SUCCESS).await;
+    server.shutdown().await;
+}
+
 /// aiosmtpd lets a client guess passwords for as long as the connection lasts (only a
 /// `command_call_limit` on AUTH, off by default, stops it).
 #[tokio::test]

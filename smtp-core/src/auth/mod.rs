@@ -427,11 +427,21 @@ pub fn is_valid_mechanism_name(name: &str) -> bool {
 
 /// An authenticator over a fixed table of logins and passwords, for PLAIN and LOGIN.
 ///
-/// Passwords are compared in constant time, and an unknown login costs the same comparison
-/// as a known one, so timing tells nothing about which logins exist.
+/// Passwords are compared after SASLprep (RFC 4616 §2; see
+/// [`normalize_password`](mechanisms::normalize_password)), in constant time, and an unknown
+/// login costs the same comparison as a known one, so timing tells nothing about which logins
+/// exist.
 #[derive(Clone, Default)]
 pub struct StaticUsers {
-    users: std::collections::HashMap<Vec<u8>, Secret>,
+    users: std::collections::HashMap<Vec<u8>, StaticUser>,
+}
+
+/// A password of [`StaticUsers`] as given (CRAM-MD5 and SCRAM start from it) and as SASLprep
+/// prepares it (what PLAIN and LOGIN compare).
+#[derive(Clone)]
+struct StaticUser {
+    password: Secret,
+    prepared: Secret,
 }
 
 impl StaticUsers {
@@ -442,17 +452,22 @@ impl StaticUsers {
 
     /// Adds (or replaces) a user.
     pub fn user(mut self, login: impl Into<Vec<u8>>, password: impl Into<Vec<u8>>) -> StaticUsers {
-        self.users.insert(login.into(), Secret::new(password));
+        let password = Secret::new(password);
+        let prepared = Secret::new(mechanisms::normalize_password(password.expose()).into_owned());
+        self.users
+            .insert(login.into(), StaticUser { password, prepared });
         self
     }
 
-    /// Whether `login` and `password` match an entry.
+    /// Whether `login` and `password` match an entry, once both passwords are prepared with
+    /// SASLprep.
     pub fn check(&self, login: &[u8], password: &[u8]) -> bool {
+        let password = mechanisms::normalize_password(password);
         let dummy = Secret::new(vec![0u8; password.len()]);
         match self.users.get(login) {
-            Some(secret) => secret.ct_eq(password),
+            Some(user) => user.prepared.ct_eq(&password),
             None => {
-                std::hint::black_box(dummy.ct_eq(password));
+                std::hint::black_box(dummy.ct_eq(&password));
                 false
             }
         }
