@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::tls::{Pki, tls_config};
 use common::tools::{available, run, shown};
@@ -27,6 +27,17 @@ fn python(script: &str, args: &[String]) -> Command {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that a tool's run failed (exit status 1) and said `said` on stdout or stderr.
+fn assert_failed(output: &Output, said: &str) {
+    assert_eq!(output.status.code(), Some(1), "{}", shown(output));
+    let both = text(&output.stdout) + &text(&output.stderr);
+    assert!(
+        both.contains(said),
+        "expected {said:?} in {}",
+        shown(output)
+    );
 }
 
 /// What workload `t` runs: STARTTLS, a verified TLS 1.3 handshake, AUTH PLAIN, QUIT.
@@ -67,24 +78,14 @@ async fn tls_conns_fails_when_a_step_fails() {
     let target = format!("127.0.0.1:{}", plain.local_addr().port());
     let args = [&target, "-n", "2", "--cafile", &ca].map(String::from);
     let output = run(python("tls_conns.py", &args)).await;
-    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
-    assert!(
-        text(&output.stderr).contains("2 x Failed: EHLO does not offer STARTTLS"),
-        "{}",
-        shown(&output)
-    );
+    assert_failed(&output, "2 x Failed: EHLO does not offer STARTTLS");
     plain.shutdown().await;
 
     let tls = start(Sink, tls_config(&pki)).await;
     let target = format!("127.0.0.1:{}", tls.local_addr().port());
     let args = [&target, "-n", "2", "--cafile", &ca, "--password", "wrong"].map(String::from);
     let output = run(python("tls_conns.py", &args)).await;
-    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
-    assert!(
-        text(&output.stderr).contains("AUTH PLAIN: expected 235, got 535"),
-        "{}",
-        shown(&output)
-    );
+    assert_failed(&output, "AUTH PLAIN: expected 235, got 535");
     tls.shutdown().await;
 }
 
@@ -141,12 +142,7 @@ async fn idle_and_large_measure_and_report_refusals() {
     let mut large = large;
     large[3] = small.local_addr().port().to_string();
     let output = run(python("idle_and_large.py", &large)).await;
-    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
-    assert!(
-        text(&output.stdout).contains(r#""accepted": false"#),
-        "{}",
-        shown(&output)
-    );
+    assert_failed(&output, r#""accepted": false"#);
     small.shutdown().await;
 }
 

@@ -173,7 +173,7 @@ async fn smtplib_login_uses_cram_md5() {
 #[tokio::test]
 async fn swaks_auth_cram_md5() {
     if !tools::available("swaks")
-        || !external_tool(
+        || !common::tools::external_tool(
             "Perl Digest::HMAC (for swaks --auth CRAM-MD5)",
             Command::new("perl").args(["-MDigest::HMAC_MD5", "-e", "1"]),
         )
@@ -259,7 +259,7 @@ with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as s:
 #[tokio::test]
 async fn binary_offers_cram_md5_and_scram_from_auth_users() {
     if !tools::available("python3")
-        || !external_tool(
+        || !common::tools::external_tool(
             "python3 with scramp (pip install scramp)",
             Command::new("python3").args(["-c", "import scramp"]),
         )

@@ -29,7 +29,7 @@ const USER: &str = "user";
 const PASSWORD: &str = "pencil";
 
 fn scramp_available() -> bool {
-    external_tool(
+    common::tools::external_tool(
         "python3 with scramp (pip install scramp)",
         std::process::Command::new("python3").args(["-c", "import scramp"]),
     )

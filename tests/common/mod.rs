@@ -340,24 +340,6 @@ pub mod tools;
 
 // ---- SASL helpers (tests/sasl_*.rs, tests/auth_limiter.rs) ----
 
-/// Whether the external tool `what` works (its `probe` command exits 0). Under CI
-/// (`CI=true`) a missing tool fails the test; elsewhere the test is skipped with a notice.
-pub fn external_tool(what: &str, probe: &mut std::process::Command) -> bool {
-    let ok = probe
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{what} is required under CI (see .ci/run)"
-        );
-        eprintln!("skipped: {what} is not available");
-    }
-    ok
-}
-
 /// Runs `python3 -c script args…` (see [`tools::run`]); returns (success, stdout, stderr).
 pub async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
     let mut command = std::process::Command::new("python3");

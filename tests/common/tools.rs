@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 /// How long one client program may run before it is killed and the test fails.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Whether `program --version` runs; under `CI=true` a program that does not run panics.
+/// Whether `program --version` runs (see [`external_tool`]).
 pub fn available(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
+    external_tool(program, Command::new(program).arg("--version"))
+}
+
+/// Whether the external tool `what` works: its `probe` command exits 0. Under `CI=true` a tool
+/// that does not work panics; elsewhere the test is skipped with a notice.
+pub fn external_tool(what: &str, probe: &mut Command) -> bool {
+    let found = probe
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -22,9 +27,9 @@ pub fn available(program: &str) -> bool {
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is required when CI=true, but it cannot be run"
+            "{what} is required when CI=true (see .ci/run), but it cannot be run"
         );
-        eprintln!("NOTICE: {program} not found; skipping this test (it fails under CI=true)");
+        eprintln!("NOTICE: {what} not found; skipping this test (it fails under CI=true)");
     }
     found
 }
