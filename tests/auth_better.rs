@@ -158,6 +158,17 @@ async fn better_server(config: impl FnOnce(Config) -> Config) -> (ServerHandle, 
     (server, seen)
 }
 
+/// A sink that asks `authenticator`, with no cap on failures, so that one connection can show
+/// several.
+async fn sink_with(authenticator: impl Authenticator + 'static) -> ServerHandle {
+    let config = Config {
+        authenticator: Some(Arc::new(authenticator)),
+        max_auth_failures: None,
+        ..auth_config()
+    };
+    start(Sink, config).await
+}
+
 fn good_plain() -> String {
     plain("", "goodlogin", "goodpasswd")
 }
@@ -481,14 +492,7 @@ async fn authzid_reaches_the_authenticator() {
 
     // The static table grants no authorization identities.
     let users = StaticUsers::new().user("alice", "alicepw");
-    let server = start(
-        Sink,
-        Config {
-            authenticator: Some(Arc::new(users)),
-            ..auth_config()
-        },
-    )
-    .await;
+    let server = sink_with(users).await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect(
         &format!("AUTH PLAIN {}", plain("bob", "alice", "alicepw")),
@@ -510,15 +514,7 @@ async fn static_users_compare_passwords_after_saslprep() {
     let users = StaticUsers::new()
         .user("alice", "pen\u{AD}cil")
         .user("bob", "two words");
-    let server = start(
-        Sink,
-        Config {
-            authenticator: Some(Arc::new(users)),
-            max_auth_failures: None,
-            ..auth_config()
-        },
-    )
-    .await;
+    let server = sink_with(users).await;
     for (login, password, reply) in [
         ("alice", "pencil", SUCCESS),
         ("alice", "pen\u{AD}cil", SUCCESS),
@@ -614,15 +610,7 @@ async fn handled_failure_from_authenticator_gets_one_reply() {
             _ => AuthResult::handled_failure(),
         }
     };
-    let server = start(
-        Sink,
-        Config {
-            authenticator: Some(Arc::new(authenticator)),
-            max_auth_failures: None,
-            ..auth_config()
-        },
-    )
-    .await;
+    let server = sink_with(authenticator).await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect(&format!("AUTH PLAIN {}", plain("", "plain", "pw")), INVALID)
         .await;

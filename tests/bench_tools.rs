@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use common::tls::{Pki, tls_config};
 use common::tools::{available, run, shown};
 use common::{TempDir, config, start};
-use smtp_core::Config;
 use smtp_core::handlers::Sink;
+use smtp_core::{Config, ServerHandle};
 
 fn bench(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -96,20 +96,22 @@ async fn idle_and_large_measure_and_report_refusals() {
     if !available("python3") {
         return;
     }
+    // The tool measures this test process, which runs the servers.
+    let tool = |server: &ServerHandle, what: &[&str]| {
+        let pid = std::process::id().to_string();
+        let port = server.local_addr().port().to_string();
+        let head = ["--pid", &pid, "--port", &port, "--json"];
+        python(
+            "idle_and_large.py",
+            &head
+                .iter()
+                .chain(what)
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+        )
+    };
     let server = start(Sink, config()).await;
-    let common = [
-        "--pid".to_string(),
-        std::process::id().to_string(),
-        "--port".to_string(),
-        server.local_addr().port().to_string(),
-        "--json".to_string(),
-    ];
-    let idle = [
-        &common[..],
-        &["t/idle/1", "idle", "--count", "40"].map(String::from),
-    ]
-    .concat();
-    let output = run(python("idle_and_large.py", &idle)).await;
+    let output = run(tool(&server, &["t/idle/1", "idle", "--count", "40"])).await;
     assert!(output.status.success(), "{}", shown(&output));
     let line = text(&output.stdout);
     assert!(
@@ -117,12 +119,8 @@ async fn idle_and_large_measure_and_report_refusals() {
         "{line}"
     );
 
-    let large = [
-        &common[..],
-        &["t/large/1", "large", "--mib", "3"].map(String::from),
-    ]
-    .concat();
-    let output = run(python("idle_and_large.py", &large)).await;
+    let large = ["t/large/1", "large", "--mib", "3"];
+    let output = run(tool(&server, &large)).await;
     assert!(output.status.success(), "{}", shown(&output));
     assert!(
         text(&output.stdout).contains(r#""mib": 3, "accepted": true"#),
@@ -139,9 +137,7 @@ async fn idle_and_large_measure_and_report_refusals() {
         },
     )
     .await;
-    let mut large = large;
-    large[3] = small.local_addr().port().to_string();
-    let output = run(python("idle_and_large.py", &large)).await;
+    let output = run(tool(&small, &large)).await;
     assert_failed(&output, r#""accepted": false"#);
     small.shutdown().await;
 }

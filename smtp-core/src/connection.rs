@@ -49,7 +49,6 @@ const MAX_READ: usize = 64 * 1024;
 const AUTH_LINE_OVERHEAD: usize = 32;
 
 /// How a read ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum Filled {
     Data,
     Closed,
