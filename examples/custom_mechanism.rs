@@ -10,11 +10,11 @@
 //! ```
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use smtp_core::{
-    AuthAbort, AuthData, AuthResult, AuthServer, Config, Envelope, Reply, Server, Session,
-    SmtpHandler, StaticUsers, auth_mechanism,
+    AuthAbort, AuthArgs, AuthData, AuthResult, AuthServer, Config, Envelope, Reply, Server,
+    Session, SmtpHandler, StaticUsers, auth_mechanism,
 };
 
 /// Accepts tokens from a set of one-time tokens; each works once.
@@ -34,14 +34,10 @@ impl TokenDesk {
         _: &str,
         _: &[String],
     ) -> Reply {
-        if !session.authenticated {
+        if !session.authenticated() {
             return Reply::from("530 5.7.0 Authentication required");
         }
-        match session
-            .auth_data
-            .as_ref()
-            .and_then(|d| d.downcast_ref::<String>())
-        {
+        match session.auth_data().and_then(|d| d.downcast_ref::<String>()) {
             Some(token) => Reply::new(250, format!("OK, token {token}")),
             None => Reply::ok(),
         }
@@ -51,12 +47,11 @@ impl TokenDesk {
     async fn token(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let token = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"token?", true).await?,
-        };
+        let token = server
+            .initial_or_challenge(args.initial_response, b"token?")
+            .await?;
         let token = String::from_utf8_lossy(&token).into_owned();
         let fresh = self
             .tokens
@@ -64,7 +59,7 @@ impl TokenDesk {
             .map(|mut t| t.remove(&token))
             .unwrap_or(false);
         Ok(if fresh {
-            AuthResult::success_with(AuthData::custom(token))
+            AuthResult::success_with(AuthData::custom_for("token-holder", token))
         } else {
             AuthResult::failure()
         })
@@ -74,7 +69,7 @@ impl TokenDesk {
     async fn auth_X__CHALLENGE(
         &self,
         server: &mut AuthServer<'_>,
-        _args: &[String],
+        _args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
         let answer = server.challenge_auth(b"What is 6 x 7?", true).await?;
         Ok(if answer == b"42" {
@@ -92,7 +87,7 @@ async fn main() -> std::io::Result<()> {
     };
     let config = Config {
         auth_require_tls: false, // demo on loopback only: never do this on a network
-        authenticator: Some(Arc::new(StaticUsers::new().user("demo", "demo"))),
+        authenticator: Some(StaticUsers::new().user("demo", "demo").into()),
         ..Config::default()
     };
     let server = Server::new(desk, config)

@@ -97,7 +97,7 @@ async fn serve() {
     let config = Config {
         hostname: "soak.example".into(),
         auth_require_tls: false,
-        authenticator: Some(Arc::new(StaticUsers::new().user(LOGIN, PASSWORD))),
+        authenticator: Some(StaticUsers::new().user(LOGIN, PASSWORD).into()),
         max_connections: Some(10_000),
         max_connections_per_ip: None,
         ..Config::default()

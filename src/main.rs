@@ -222,21 +222,19 @@ fn with_mechanisms<H: Handler>(mut server: Server<H>, cli: &Cli) -> Result<Serve
     for name in &cli.auth_mechanisms {
         let users = users.clone();
         server = match name.as_str() {
-            "SCRAM-SHA-256" => server.mechanism(
-                name,
-                Scram::sha256(users).plus_offered(has("SCRAM-SHA-256-PLUS")),
-            ),
-            "SCRAM-SHA-256-PLUS" => server.mechanism(name, Scram::sha256_plus(users)),
-            "SCRAM-SHA-1" => server.mechanism(
-                name,
-                Scram::sha1(users).plus_offered(has("SCRAM-SHA-1-PLUS")),
-            ),
-            "SCRAM-SHA-1-PLUS" => server.mechanism(name, Scram::sha1_plus(users)),
-            "CRAM-MD5" => server.mechanism(name, CramMd5::new(users)),
-            "ANONYMOUS" => server.mechanism(name, Anonymous),
-            "XOAUTH2" => server.mechanism(name, XOAuth2::new()),
-            "OAUTHBEARER" => server.mechanism(name, OAuthBearer::new()),
-            "EXTERNAL" => server.mechanism(name, External),
+            "SCRAM-SHA-256" => {
+                server.mechanism(Scram::sha256(users).plus_offered(has("SCRAM-SHA-256-PLUS")))
+            }
+            "SCRAM-SHA-256-PLUS" => server.mechanism(Scram::sha256_plus(users)),
+            "SCRAM-SHA-1" => {
+                server.mechanism(Scram::sha1(users).plus_offered(has("SCRAM-SHA-1-PLUS")))
+            }
+            "SCRAM-SHA-1-PLUS" => server.mechanism(Scram::sha1_plus(users)),
+            "CRAM-MD5" => server.mechanism(CramMd5::new(users)),
+            "ANONYMOUS" => server.mechanism(Anonymous),
+            "XOAUTH2" => server.mechanism(XOAuth2::new()),
+            "OAUTHBEARER" => server.mechanism(OAuthBearer::new()),
+            "EXTERNAL" => server.mechanism(External),
             _ => Ok(server),
         }
         .map_err(|e| e.to_string())?;
@@ -251,7 +249,6 @@ struct CliAuthenticator {
     external: bool,
 }
 
-#[async_trait::async_trait]
 impl smtp_core::Authenticator for CliAuthenticator {
     async fn authenticate(
         &self,
@@ -421,10 +418,13 @@ fn config(cli: &Cli) -> Result<Config, String> {
     config.require_starttls = cli.require_starttls;
     let external = cli.auth_mechanisms.iter().any(|m| m == "EXTERNAL");
     if !cli.auth_users.is_empty() || external {
-        config.authenticator = Some(Arc::new(CliAuthenticator {
-            users: static_users(cli),
-            external,
-        }));
+        config.authenticator = Some(
+            CliAuthenticator {
+                users: static_users(cli),
+                external,
+            }
+            .into(),
+        );
     }
     if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
         let mut builder = TlsConfig::builder(cert, key);

@@ -69,7 +69,6 @@ impl UserDb {
     }
 }
 
-#[async_trait::async_trait]
 impl Authenticator for UserDb {
     async fn authenticate(
         &self,
@@ -120,7 +119,7 @@ impl Handler for Relay {
             .as_deref()
             .filter(|f| *f != "<>")
             .and_then(|f| f.parse().ok());
-        let to: Result<Vec<_>, _> = envelope.rcpt_tos.iter().map(|r| r.parse()).collect();
+        let to: Result<Vec<_>, _> = envelope.rcpt_tos().map(|r| r.parse()).collect();
         let Ok(to) = to else {
             return Reply::from("553 5.1.3 Error: a recipient is not a valid address");
         };
@@ -128,8 +127,7 @@ impl Handler for Relay {
             return Reply::from("554 5.5.0 Error: envelope refused");
         };
         let login = session
-            .login_data
-            .as_deref()
+            .login_data()
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
         let mut message = format!("X-Authenticated-User: {login}\r\n").into_bytes();
@@ -154,7 +152,7 @@ pub async fn start(
     mut config: Config,
 ) -> std::io::Result<ServerHandle> {
     config.auth_required = true;
-    config.authenticator = Some(Arc::new(db));
+    config.authenticator = Some(db.into());
     let server = Server::new(Relay::new(upstream.0, upstream.1), config)
         .listen(listen)
         .await?;

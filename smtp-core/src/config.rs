@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Authenticator;
+use crate::auth::SharedAuthenticator;
 use crate::tls::TlsConfig;
 
 /// The default `data_size_limit`: 32 MiB, as aiosmtpd.
@@ -62,7 +62,7 @@ pub struct Config {
     pub auth_exclude_mechanism: Vec<String>,
     /// Decides on the credentials of LOGIN and PLAIN. Without one every login fails.
     /// Default is `None`.
-    pub authenticator: Option<Arc<dyn Authenticator>>,
+    pub authenticator: Option<SharedAuthenticator>,
     /// Failed AUTH attempts allowed per connection; the last one gets
     /// `421 4.7.0 Too many authentication failures` and a close. `None` means unlimited.
     /// Default is 3.

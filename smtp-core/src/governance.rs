@@ -2,14 +2,15 @@
 //! tolerated, and its place in the per-IP limit when its client is known only from a PROXY
 //! header.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::time::{Duration, Instant};
 
 use crate::config::{Config, MinDataRate};
 use crate::proto::Reply;
-use crate::server::{Limits, Slot};
 
 /// The budgets of one connection.
 #[derive(Default)]
@@ -60,6 +61,85 @@ impl Budget {
             421,
             format!("4.7.0 {} Error: {text}", config.hostname),
         ))
+    }
+}
+
+/// The server's connection counts: all, and per client address.
+#[derive(Default)]
+pub(crate) struct Limits {
+    active: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Releases a connection's place in the limits when it ends.
+pub(crate) struct Slot {
+    limits: Arc<Limits>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(ip) = self.ip else {
+            self.limits.active.fetch_sub(1, Ordering::Relaxed);
+            return;
+        };
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    /// Takes a place for a client, or says which limit refuses it. Both slots release their
+    /// place when dropped.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        config: &Config,
+    ) -> Result<[Slot; 2], &'static str> {
+        let slot = self.admit_any(config)?;
+        Ok([slot, self.admit_ip(ip, config)?])
+    }
+
+    /// Takes a place under `max_connections` only.
+    pub(crate) fn admit_any(self: &Arc<Self>, config: &Config) -> Result<Slot, &'static str> {
+        let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot {
+            limits: self.clone(),
+            ip: None,
+        };
+        if config.max_connections.is_some_and(|max| active > max) {
+            return Err("4.3.2 Too many connections, try again later");
+        }
+        Ok(slot)
+    }
+
+    /// Takes a place under `max_connections_per_ip` for `ip`.
+    pub(crate) fn admit_ip(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        config: &Config,
+    ) -> Result<Slot, &'static str> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        *from_ip += 1;
+        let from_ip = *from_ip;
+        drop(per_ip);
+        let slot = Slot {
+            limits: self.clone(),
+            ip: Some(ip),
+        };
+        if config
+            .max_connections_per_ip
+            .is_some_and(|max| from_ip > max)
+        {
+            return Err("4.7.0 Too many connections from your address");
+        }
+        Ok(slot)
     }
 }
 

@@ -2,52 +2,40 @@
 
 use std::future::Future;
 
-use futures_util::future::BoxFuture;
-
-use crate::auth::{AuthResult, AuthServer};
+use crate::auth::{AuthArgs, AuthResult, AuthServer, Mechanism};
 use crate::body::BodyMode;
+use crate::envelope::Envelope;
 use crate::proto::Reply;
-use crate::session::{Envelope, ProxyData, Session};
+use crate::proto::proxy::ProxyData;
+use crate::session::Session;
 
 /// What went wrong inside a hook, for [`Handler::handle_exception`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HookError {
-    /// The hook that failed (`"handle_data"`, `"auth_PLAIN"`, …).
+    /// The hook that failed (`"handle_data"`, `"auth"` for a mechanism, …).
     pub hook: &'static str,
-    /// The panic message.
+    /// The panic message (`"unknown panic"` when the payload was not a string).
     pub message: String,
 }
 
-/// An AUTH mechanism of a handler: its registered name and the method that runs it.
-///
-/// `#[smtp_core::hooks]` builds a static table of these from `auth_*` methods and
-/// `#[auth_mechanism("NAME")]`; written by hand it is
-/// `Mechanism { name: "X-TOKEN", run: |h, server, args| Box::pin(h.token(server, args)) }`.
-pub struct Mechanism<H> {
-    /// The SASL name: 1–20 characters of `A-Z 0-9 - _` (RFC 4422).
-    pub name: &'static str,
-    /// Runs one AUTH exchange.
-    pub run: MechanismFn<H>,
-}
-
-/// The function of a [`Mechanism`].
-pub type MechanismFn<H> =
-    for<'a, 'b> fn(&'a H, &'a mut AuthServer<'b>, &'a [String]) -> BoxFuture<'a, AuthResult>;
-
-impl<H> Clone for Mechanism<H> {
-    fn clone(&self) -> Self {
-        *self
+impl HookError {
+    /// The error of `hook`, which panicked with `message`.
+    pub fn new(hook: &'static str, message: impl Into<String>) -> HookError {
+        HookError {
+            hook,
+            message: message.into(),
+        }
     }
 }
-impl<H> Copy for Mechanism<H> {}
 
-impl<H> std::fmt::Debug for Mechanism<H> {
+impl std::fmt::Display for HookError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mechanism")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        write!(f, "hook `{}` panicked: {}", self.hook, self.message)
     }
 }
+
+impl std::error::Error for HookError {}
 
 /// The default replies of the hooks, shared by [`Handler`]'s defaults and the macro-generated
 /// handlers, so that "no hook" means the same thing everywhere.
@@ -268,7 +256,14 @@ hooks! {
 
     /// AUTH, after the server's checks (EHLO, TLS, not yet authenticated, mechanism known).
     /// `Some(result)` replaces the mechanism dispatch; the default, `None`, runs the mechanism.
-    fn handle_auth(&self, server: &mut AuthServer<'_>, args: &[String]) -> Option<AuthResult> {
+    fn handle_auth(&self, server: &mut AuthServer<'_>, args: &AuthArgs) -> Option<AuthResult> {
         None
+    }
+
+    /// STARTTLS, after a successful handshake; `session.tls()` holds what was negotiated
+    /// (aiosmtpd's `handle_STARTTLS`). `false` refuses the result: every later command but QUIT
+    /// gets `554 Command refused due to lack of security`. Default: `true`.
+    fn handle_starttls(&self, session: &mut Session, envelope: &mut Envelope) -> bool {
+        true
     }
 }

@@ -67,25 +67,31 @@ pub mod auth;
 pub mod body;
 pub mod config;
 mod connection;
+mod envelope;
+mod extensions;
 mod governance;
 pub mod handler;
 pub mod handlers;
 pub mod proto;
 mod server;
-pub mod session;
+mod session;
 mod stream;
 pub mod tls;
 
 pub use auth::{
-    AuthAbort, AuthData, AuthMechanism, AuthRequest, AuthResult, AuthServer, Authenticator,
-    LoginPassword, Secret, StaticUsers, authenticator_fn,
+    AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthRequest, AuthResult, AuthServer,
+    Authenticator, InitialResponse, LoginPassword, Mechanism, MechanismFn, Secret,
+    SharedAuthenticator, StaticUsers, authenticator_fn,
 };
 pub use body::{BodyMode, BodySink};
 pub use config::{CallLimit, Cidr, Config, MinDataRate, ProxyProtocol};
-pub use handler::{Handler, HookError, Mechanism, MechanismFn};
-pub use proto::Reply;
+pub use envelope::{BodyType, Envelope, Recipient};
+pub use extensions::Extensions;
+pub use handler::{Handler, HookError};
+pub use proto::proxy::{ProxyCommand, ProxyData};
+pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
-pub use session::{BodyType, Envelope, Peer, ProxyCommand, ProxyData, Session};
+pub use session::{Peer, Session, SessionBuilder};
 pub use stream::Transport;
 pub use tls::{TlsConfig, TlsInfo};
 
@@ -131,7 +137,7 @@ pub mod __private {
 
     impl IntoHandleAuth for Result<AuthResult, AuthAbort> {
         fn into_handle_auth(self) -> Option<AuthResult> {
-            Some(IntoAuthResult::into_auth_result(self))
+            Some(self.unwrap_or_else(AuthResult::from))
         }
     }
 
@@ -141,19 +147,17 @@ pub mod __private {
         }
     }
 
-    /// A session from a local peer, for tests of handlers outside this crate.
-    pub fn __test_session() -> crate::Session {
-        crate::Session::new(crate::Peer::Local, "test.invalid".into())
-    }
-
     /// The names a derived `impl Handler` uses unqualified, imported in its own scope so that
     /// user items of the same names cannot capture them.
     pub mod types {
+        pub use crate::auth::AuthArgs;
         pub use crate::auth::{AuthResult, AuthServer};
         pub use crate::body::BodyMode;
+        pub use crate::envelope::Envelope;
         pub use crate::handler::HookError;
         pub use crate::proto::Reply;
-        pub use crate::session::{Envelope, ProxyData, Session};
+        pub use crate::proto::proxy::ProxyData;
+        pub use crate::session::Session;
         pub use std::option::Option;
         pub use std::primitive::bool;
         pub use std::string::String;

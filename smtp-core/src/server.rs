@@ -1,11 +1,9 @@
 //! Accepting connections, limiting them, and shutting down gracefully.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::FutureExt as _;
 use tokio::io::AsyncWriteExt as _;
@@ -14,20 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::auth::{AuthMechanism, Registry, is_valid_mechanism_name};
+use crate::auth::registry::{DynMechanism, Registry};
+use crate::auth::{AuthMechanism, Login, Plain, is_valid_mechanism_name};
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, Shared};
+use crate::governance::Limits;
 use crate::handler::Handler;
 use crate::session::Peer;
 use crate::stream::Transport;
-
-/// What all connections of a server share, read-only.
-pub(crate) struct Shared<H> {
-    pub(crate) handler: H,
-    pub(crate) config: Config,
-    pub(crate) registry: Registry<H>,
-    pub(crate) hostname: Arc<str>,
-}
 
 struct Listener {
     listener: TcpListener,
@@ -52,7 +44,7 @@ struct UnixListener {
 pub struct Server<H: Handler> {
     handler: H,
     config: Config,
-    mechanisms: Vec<(String, Arc<dyn AuthMechanism>)>,
+    mechanisms: Vec<(String, Arc<dyn DynMechanism>)>,
     listeners: Vec<Listener>,
     unix_listeners: Vec<UnixListener>,
 }
@@ -76,26 +68,32 @@ impl std::error::Error for InvalidMechanismName {}
 impl<H: Handler> Server<H> {
     /// A server for `handler` with `config`; it listens nowhere yet.
     pub fn new(handler: H, config: Config) -> Server<H> {
+        let builtins: [Arc<dyn DynMechanism>; 2] = [Arc::new(Login), Arc::new(Plain)];
         Server {
             handler,
             config,
-            mechanisms: Vec::new(),
+            mechanisms: ["LOGIN", "PLAIN"]
+                .into_iter()
+                .map(String::from)
+                .zip(builtins)
+                .collect(),
             listeners: Vec::new(),
             unix_listeners: Vec::new(),
         }
     }
 
-    /// Registers an AUTH mechanism at run time, the way `#[auth_mechanism]` does at compile
-    /// time. It replaces a built-in of the same name; the handler's own mechanisms replace it.
+    /// Registers an AUTH mechanism at run time under its own name, the way
+    /// `#[auth_mechanism]` does at compile time. It replaces a built-in of the same name; the
+    /// handler's own mechanisms replace it.
     pub fn mechanism(
         mut self,
-        name: &str,
         mechanism: impl AuthMechanism,
     ) -> Result<Server<H>, InvalidMechanismName> {
-        if !is_valid_mechanism_name(name) {
-            return Err(InvalidMechanismName(name.to_owned()));
+        let name = mechanism.name().to_owned();
+        if !is_valid_mechanism_name(&name) {
+            return Err(InvalidMechanismName(name));
         }
-        self.mechanisms.push((name.to_owned(), Arc::new(mechanism)));
+        self.mechanisms.push((name, Arc::new(mechanism)));
         Ok(self)
     }
 
@@ -221,80 +219,6 @@ impl<H: Handler> Server<H> {
             grace,
             spawner,
         }
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Limits {
-    active: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// Releases a connection's place in the limits when it ends.
-pub(crate) struct Slot {
-    limits: Arc<Limits>,
-    ip: Option<IpAddr>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let Some(ip) = self.ip else {
-            self.limits.active.fetch_sub(1, Ordering::Relaxed);
-            return;
-        };
-        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&ip);
-            }
-        }
-    }
-}
-
-impl Limits {
-    /// Takes a place for a client, or says which limit refuses it. Both slots release their
-    /// place when dropped.
-    fn admit(self: &Arc<Self>, ip: IpAddr, config: &Config) -> Result<[Slot; 2], &'static str> {
-        let slot = self.admit_any(config)?;
-        Ok([slot, self.admit_ip(ip, config)?])
-    }
-
-    /// Takes a place under `max_connections` only.
-    fn admit_any(self: &Arc<Self>, config: &Config) -> Result<Slot, &'static str> {
-        let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = Slot {
-            limits: self.clone(),
-            ip: None,
-        };
-        if config.max_connections.is_some_and(|max| active > max) {
-            return Err("4.3.2 Too many connections, try again later");
-        }
-        Ok(slot)
-    }
-
-    /// Takes a place under `max_connections_per_ip` for `ip`.
-    pub(crate) fn admit_ip(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        config: &Config,
-    ) -> Result<Slot, &'static str> {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        *from_ip += 1;
-        let from_ip = *from_ip;
-        drop(per_ip);
-        let slot = Slot {
-            limits: self.clone(),
-            ip: Some(ip),
-        };
-        if config
-            .max_connections_per_ip
-            .is_some_and(|max| from_ip > max)
-        {
-            return Err("4.7.0 Too many connections from your address");
-        }
-        Ok(slot)
     }
 }
 

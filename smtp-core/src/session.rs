@@ -1,11 +1,16 @@
-//! What the server knows about a connection ([`Session`]) and a mail transaction ([`Envelope`]).
+//! What the server knows about a connection ([`Session`]).
+//!
+//! The engine decides every fact here — who the client is, what TLS it negotiated, whether and
+//! as whom it authenticated — so hooks read them through methods and cannot change them. What
+//! a handler wants to remember per session goes into [`Session::extensions_mut`].
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::auth::AuthData;
-use crate::proto::{MailDsn, RcptDsn};
+use crate::auth::data::AuthData;
+use crate::extensions::Extensions;
+use crate::proto::proxy::ProxyData;
 use crate::tls::TlsInfo;
 
 /// Where a connection comes from.
@@ -40,30 +45,28 @@ impl fmt::Display for Peer {
     }
 }
 
+/// A successful AUTH: the mechanism and what it recorded.
+#[derive(Clone, Debug)]
+struct Authenticated {
+    mechanism: String,
+    auth_data: Option<AuthData>,
+}
+
 /// State that lives as long as the connection, or until STARTTLS starts it over.
 ///
 /// As in aiosmtpd, a new `Session` is made on connect and again after a successful STARTTLS
-/// handshake, so nothing said in plaintext (greeting, authentication) survives into TLS.
+/// handshake, so nothing said in plaintext (greeting, authentication, extensions) survives
+/// into TLS. Build one for unit tests of a handler with [`Session::builder`].
 #[derive(Debug)]
 pub struct Session {
-    /// The client's address: behind the PROXY protocol, the client named in the header
-    /// (the proxy's own address is only logged).
-    pub peer: Peer,
-    /// The name the client gave in HELO/EHLO/LHLO; `None` until then.
-    pub host_name: Option<String>,
-    /// Whether the last greeting was EHLO or LHLO (not HELO).
-    pub extended_smtp: bool,
-    /// The negotiated TLS parameters, once TLS is active.
-    pub tls: Option<TlsInfo>,
-    /// Whether an AUTH exchange succeeded on this session.
-    pub authenticated: bool,
-    /// What the successful AUTH mechanism recorded (`AuthResult::auth_data`).
-    pub auth_data: Option<AuthData>,
-    /// The login of `auth_data`, when it has one (aiosmtpd's `login_data`).
-    pub login_data: Option<Vec<u8>>,
-    /// The PROXY protocol header's data, when the listener requires one.
-    pub proxy_data: Option<ProxyData>,
+    peer: Peer,
+    host_name: Option<String>,
+    extended_smtp: bool,
+    tls: Option<TlsInfo>,
+    auth: Option<Authenticated>,
+    proxy_data: Option<ProxyData>,
     server_hostname: Arc<str>,
+    extensions: Extensions,
 }
 
 impl Session {
@@ -73,12 +76,70 @@ impl Session {
             host_name: None,
             extended_smtp: false,
             tls: None,
-            authenticated: false,
-            auth_data: None,
-            login_data: None,
+            auth: None,
             proxy_data: None,
             server_hostname,
+            extensions: Extensions::default(),
         }
+    }
+
+    /// A builder for sessions outside a server: for calling a handler's hooks in unit tests.
+    pub fn builder(peer: Peer) -> SessionBuilder {
+        SessionBuilder {
+            session: Session::new(peer, Arc::from("test.invalid")),
+        }
+    }
+
+    /// The client's address: behind the PROXY protocol, the client named in the header
+    /// (the proxy's own address is only logged).
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The name the client gave in HELO/EHLO/LHLO; `None` until then.
+    pub fn host_name(&self) -> Option<&str> {
+        self.host_name.as_deref()
+    }
+
+    /// Whether the last greeting was EHLO or LHLO (not HELO).
+    pub fn extended_smtp(&self) -> bool {
+        self.extended_smtp
+    }
+
+    /// The negotiated TLS parameters, once TLS is active.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// Whether the connection is encrypted (STARTTLS done, or an implicit-TLS listener).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether an AUTH exchange succeeded on this session.
+    pub fn authenticated(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// The mechanism of the successful AUTH exchange.
+    pub fn auth_mechanism(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.mechanism.as_str())
+    }
+
+    /// What the successful AUTH mechanism recorded (`AuthResult::auth_data`).
+    pub fn auth_data(&self) -> Option<&AuthData> {
+        self.auth.as_ref()?.auth_data.as_ref()
+    }
+
+    /// The login of [`auth_data`](Self::auth_data), when it has one (aiosmtpd's
+    /// `login_data`).
+    pub fn login_data(&self) -> Option<&[u8]> {
+        self.auth_data()?.login()
+    }
+
+    /// The PROXY protocol header's data, when the listener requires one.
+    pub fn proxy_data(&self) -> Option<&ProxyData> {
+        self.proxy_data.as_ref()
     }
 
     /// The server's own host name, as used in the greeting and the HELO/EHLO replies.
@@ -86,108 +147,84 @@ impl Session {
         &self.server_hostname
     }
 
-    /// Whether the connection is encrypted (STARTTLS done, or an implicit-TLS listener).
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+    /// The handler's own per-session values, one per type.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The handler's own per-session values, to insert or change.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    pub(crate) fn set_peer(&mut self, peer: Peer) {
+        self.peer = peer;
+    }
+
+    pub(crate) fn set_proxy_data(&mut self, data: ProxyData) {
+        self.proxy_data = Some(data);
+    }
+
+    pub(crate) fn greeted(&mut self, host_name: &str, extended: bool) {
+        self.host_name = Some(host_name.to_owned());
+        self.extended_smtp = extended;
+    }
+
+    pub(crate) fn authenticate(&mut self, mechanism: &str, auth_data: Option<AuthData>) {
+        self.auth = Some(Authenticated {
+            mechanism: mechanism.to_owned(),
+            auth_data,
+        });
+    }
+
+    /// The session that follows a TLS handshake: only the client's identity carries over.
+    pub(crate) fn after_tls(&mut self, tls: TlsInfo) {
+        let mut next = Session::new(self.peer.clone(), self.server_hostname.clone());
+        next.proxy_data = self.proxy_data.take();
+        next.tls = Some(tls);
+        *self = next;
     }
 }
 
-/// What a PROXY protocol header (version 1 or 2) announced.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProxyData {
-    /// The original client address; `None` for `UNKNOWN`, `LOCAL`, and the UNSPEC and UNIX
-    /// families. When present it is also the session's [`Peer`].
-    pub source: Option<SocketAddr>,
-    /// The address the client connected to, on the proxy.
-    pub destination: Option<SocketAddr>,
-    /// The protocol version: 1 (text) or 2 (binary).
-    pub version: u8,
-    /// `PROXY` for a relayed client; `LOCAL` for the proxy's own connections (health checks).
-    pub command: ProxyCommand,
-    /// Version 2 TLVs as raw `(type, value)` pairs, in order (e.g. `0x01` ALPN,
-    /// `0x05` UNIQUE_ID, `0x20` SSL).
-    pub tlvs: Vec<(u8, Vec<u8>)>,
+/// Builds a [`Session`] for tests of a handler: `Session::builder(peer).tls(info).build()`.
+#[derive(Debug)]
+pub struct SessionBuilder {
+    session: Session,
 }
 
-impl ProxyData {
-    pub(crate) fn unknown(version: u8, command: ProxyCommand) -> ProxyData {
-        ProxyData {
-            source: None,
-            destination: None,
-            version,
-            command,
-            tlvs: Vec::new(),
-        }
+impl SessionBuilder {
+    /// The server's host name (default `test.invalid`).
+    pub fn server_hostname(mut self, name: &str) -> Self {
+        self.session.server_hostname = Arc::from(name);
+        self
     }
-}
 
-/// The command of a PROXY header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyCommand {
-    /// The connection relays a client (v1 always; v2 command 1).
-    Proxy,
-    /// The proxy speaks for itself (v2 command 0); the addresses are ignored.
-    Local,
-}
-
-/// One mail transaction: the sender, the recipients and the message.
-///
-/// Reset (as aiosmtpd does) on HELO/EHLO, RSET, after the message has been handled, and after
-/// STARTTLS.
-#[derive(Default)]
-pub struct Envelope {
-    /// The reverse-path of MAIL FROM, without angle brackets; `"<>"` for the null sender.
-    pub mail_from: Option<String>,
-    /// The MAIL parameters, upper-cased (`"SIZE=1024"`, `"BODY=8BITMIME"`).
-    pub mail_options: Vec<String>,
-    /// Whether MAIL FROM carried the SMTPUTF8 parameter.
-    pub smtp_utf8: bool,
-    /// The forward-paths of the accepted RCPT TO commands.
-    pub rcpt_tos: Vec<String>,
-    /// The RCPT parameters, upper-cased, for each RCPT command in order.
-    pub rcpt_options: Vec<Vec<String>>,
-    /// The message as received, dot-unstuffed, lines ending in CRLF. Empty until DATA ends,
-    /// and empty when `handle_body` chose to stream or discard it.
-    pub content: Vec<u8>,
-    /// MAIL's `BODY=` parameter (RFC 6152, RFC 3030); `None` when absent.
-    pub body_type: Option<BodyType>,
-    /// MAIL's DSN parameters (RFC 3461): `RET`, `ENVID`.
-    pub dsn: MailDsn,
-    /// The DSN parameters (`NOTIFY`, `ORCPT`) of each accepted recipient, in the order of
-    /// `rcpt_tos`.
-    pub rcpt_dsn: Vec<RcptDsn>,
-}
-
-/// MAIL's `BODY=` value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyType {
-    /// `BODY=7BIT`.
-    SevenBit,
-    /// `BODY=8BITMIME` (RFC 6152).
-    EightBitMime,
-    /// `BODY=BINARYMIME` (RFC 3030): the message can only come with BDAT.
-    BinaryMime,
-}
-
-impl Envelope {
-    /// Whether a MAIL command has started a transaction.
-    pub fn in_transaction(&self) -> bool {
-        self.mail_from.is_some()
+    /// The client's HELO (`extended = false`) or EHLO name.
+    pub fn greeted(mut self, host_name: &str, extended: bool) -> Self {
+        self.session.greeted(host_name, extended);
+        self
     }
-}
 
-impl fmt::Debug for Envelope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Envelope")
-            .field("mail_from", &self.mail_from)
-            .field("mail_options", &self.mail_options)
-            .field("smtp_utf8", &self.smtp_utf8)
-            .field("rcpt_tos", &self.rcpt_tos)
-            .field("rcpt_options", &self.rcpt_options)
-            .field("content_len", &self.content.len())
-            .field("body_type", &self.body_type)
-            .field("dsn", &self.dsn)
-            .field("rcpt_dsn", &self.rcpt_dsn)
-            .finish()
+    /// An encrypted session.
+    pub fn tls(mut self, tls: TlsInfo) -> Self {
+        self.session.tls = Some(tls);
+        self
+    }
+
+    /// A session that authenticated with `mechanism`.
+    pub fn authenticated(mut self, mechanism: &str, auth_data: Option<AuthData>) -> Self {
+        self.session.authenticate(mechanism, auth_data);
+        self
+    }
+
+    /// A session behind the PROXY protocol.
+    pub fn proxy_data(mut self, data: ProxyData) -> Self {
+        self.session.proxy_data = Some(data);
+        self
+    }
+
+    /// The session.
+    pub fn build(self) -> Session {
+        self.session
     }
 }

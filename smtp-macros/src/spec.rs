@@ -20,6 +20,8 @@ pub enum Param {
     Reply,
     HookError,
     AuthServer,
+    AuthArgs,
+    AuthArgsRef,
     ProxyData,
 }
 
@@ -92,8 +94,13 @@ pub const HOOKS: &[HookSpec] = &[
         output: Output::Bool,
     },
     HookSpec {
+        name: "handle_starttls",
+        params: &[SESSION, ENVELOPE],
+        output: Output::Bool,
+    },
+    HookSpec {
         name: "handle_auth",
-        params: MECHANISM_PARAMS,
+        params: &[("server", Param::AuthServer), ("args", Param::AuthArgsRef)],
         output: Output::Auth,
     },
 ];
@@ -103,7 +110,7 @@ const ENVELOPE: (&str, Param) = ("envelope", Param::Envelope);
 
 /// The parameters of a mechanism method, after `&self`.
 pub const MECHANISM_PARAMS: &[(&str, Param)] =
-    &[("server", Param::AuthServer), ("args", Param::Strings)];
+    &[("server", Param::AuthServer), ("args", Param::AuthArgs)];
 
 const fn hook(name: &'static str, params: &'static [(&'static str, Param)]) -> HookSpec {
     HookSpec {
@@ -129,6 +136,8 @@ impl Param {
             Param::Reply => quote!(#krate::Reply),
             Param::HookError => quote!(&#krate::HookError),
             Param::AuthServer => quote!(&mut #krate::AuthServer<'_>),
+            Param::AuthArgs => quote!(#krate::AuthArgs),
+            Param::AuthArgsRef => quote!(&#krate::AuthArgs),
             Param::ProxyData => quote!(&#krate::ProxyData),
         }
     }
@@ -144,6 +153,8 @@ impl Param {
             Param::Reply => "Reply",
             Param::HookError => "&HookError",
             Param::AuthServer => "&mut AuthServer<'_>",
+            Param::AuthArgs => "AuthArgs",
+            Param::AuthArgsRef => "&AuthArgs",
             Param::ProxyData => "&ProxyData",
         }
     }

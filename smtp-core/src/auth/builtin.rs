@@ -1,8 +1,8 @@
 //! The built-in PLAIN (RFC 4616) and LOGIN mechanisms.
 
-use async_trait::async_trait;
-
-use super::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, LoginPassword, Secret};
+use super::data::{AuthAbort, AuthData, AuthResult, LoginPassword, Secret};
+use super::exchange::{AuthArgs, AuthServer};
+use super::registry::AuthMechanism;
 
 /// PLAIN: `authzid NUL login NUL password`, as an initial response or after an empty `334 `.
 pub struct Plain;
@@ -15,17 +15,19 @@ fn usable(field: &[u8]) -> bool {
     !field.is_empty() && !field.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
 
-#[async_trait]
 impl AuthMechanism for Plain {
+    fn name(&self) -> &str {
+        "PLAIN"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let blob = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"", false).await?,
-        };
+        let blob = server
+            .initial_or_challenge(args.initial_response, b"")
+            .await?;
         let mut parts = blob.split(|b| *b == 0);
         let (Some(authzid), Some(login), Some(password), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -49,17 +51,19 @@ impl AuthMechanism for Plain {
     }
 }
 
-#[async_trait]
 impl AuthMechanism for Login {
+    fn name(&self) -> &str {
+        "LOGIN"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let login = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"User Name\0", true).await?,
-        };
+        let login = server
+            .initial_or_challenge(args.initial_response, b"User Name\0")
+            .await?;
         let password = server.challenge_auth(b"Password\0", true).await?;
         let data = LoginPassword {
             login,

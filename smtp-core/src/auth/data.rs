@@ -126,14 +126,31 @@ pub enum AuthData {
         /// What the client sent (an email address or an opaque string), at most 255 characters.
         trace: String,
     },
-    /// Whatever a custom mechanism wants to record.
-    Custom(Arc<dyn Any + Send + Sync>),
+    /// Whatever a custom mechanism wants to record, and the identity it authenticated.
+    Custom {
+        /// The user the mechanism authenticated, if it knows one: it becomes
+        /// [`Session::login_data`](crate::Session::login_data).
+        login: Option<Vec<u8>>,
+        /// The mechanism's own value; read it with [`AuthData::downcast_ref`].
+        value: Arc<dyn Any + Send + Sync>,
+    },
 }
 
 impl AuthData {
     /// Wraps a custom value.
     pub fn custom<T: Any + Send + Sync>(value: T) -> AuthData {
-        AuthData::Custom(Arc::new(value))
+        AuthData::Custom {
+            login: None,
+            value: Arc::new(value),
+        }
+    }
+
+    /// Wraps a custom value of a mechanism that authenticated `login`.
+    pub fn custom_for<T: Any + Send + Sync>(login: impl Into<Vec<u8>>, value: T) -> AuthData {
+        AuthData::Custom {
+            login: Some(login.into()),
+            value: Arc::new(value),
+        }
     }
 
     /// The login, when the data has one; it becomes `session.login_data`.
@@ -143,7 +160,8 @@ impl AuthData {
             AuthData::Token { user, .. } => user.as_deref(),
             AuthData::Verified { login } => Some(login),
             AuthData::External { authzid, .. } => authzid.as_deref(),
-            AuthData::Anonymous { .. } | AuthData::Custom(_) => None,
+            AuthData::Custom { login, .. } => login.as_deref(),
+            AuthData::Anonymous { .. } => None,
         }
     }
 
@@ -158,7 +176,7 @@ impl AuthData {
     /// The custom value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         match self {
-            AuthData::Custom(value) => value.downcast_ref(),
+            AuthData::Custom { value, .. } => value.downcast_ref(),
             _ => None,
         }
     }
@@ -186,24 +204,27 @@ impl fmt::Debug for AuthData {
                 certificates.len()
             ),
             AuthData::Anonymous { trace } => write!(f, "Anonymous(trace={trace:?})"),
-            AuthData::Custom(_) => f.write_str("AuthData(...)"),
+            AuthData::Custom { .. } => f.write_str("AuthData(...)"),
         }
     }
 }
 
 /// The outcome of an AUTH exchange, as decided by a mechanism or the authenticator.
 ///
-/// Whatever it says, the client gets exactly one final reply to its AUTH command: the
-/// `message` when there is one, else `235 2.7.0 Authentication successful` or
-/// `535 5.7.8 Authentication credentials invalid` — unless the mechanism already sent a final
-/// reply itself (with [`AuthServer::push`](crate::AuthServer::push), or through an aborted
-/// challenge), in which case nothing more is sent.
+/// Whatever it says, the client gets exactly one final reply to its AUTH command, and it
+/// comes from this result alone: the `message` when there is one and it agrees with `success`
+/// (2xx for a success, 4xx or 5xx for a failure), else `235 2.7.0 Authentication successful`
+/// or `535 5.7.8 Authentication credentials invalid`. A `421` message also closes the
+/// connection. Mechanisms send only challenges (`334`), so the client can never be told
+/// something the session does not record.
 #[derive(Clone)]
 pub struct AuthResult {
     /// Whether the client is now authenticated.
     pub success: bool,
-    /// aiosmtpd's flag: the failure was already answered by the mechanism. Here it is advisory:
-    /// the server knows whether a final reply was sent and never leaves the client without one.
+    /// aiosmtpd's flag, for failures only: the mechanism has dealt with this failure itself
+    /// (it ended the exchange without checking a credential, e.g. the client gave up, or it
+    /// counts its own failures). The server then sends the reply but does not count the attempt
+    /// against `max_auth_failures` or the limiter, and does not wait the failure delay.
     pub handled: bool,
     /// The reply to send instead of the standard one.
     pub message: Option<Reply>,
@@ -249,12 +270,34 @@ impl AuthResult {
         }
     }
 
-    /// Failure already answered by the mechanism (it pushed its own final reply).
+    /// A failure the mechanism has dealt with itself (see [`handled`](Self::handled)).
     pub fn handled_failure() -> AuthResult {
         AuthResult {
             handled: true,
             ..AuthResult::failure()
         }
+    }
+
+    /// The reply the client gets: `message` when it agrees with `success`, else the standard
+    /// one.
+    pub fn final_reply(&self) -> Reply {
+        let agrees = |reply: &&Reply| {
+            if self.success {
+                (200..300).contains(&reply.code())
+            } else {
+                reply.code() >= 400
+            }
+        };
+        match self.message.as_ref().filter(agrees) {
+            Some(reply) => reply.clone(),
+            None if self.success => Reply::from("235 2.7.0 Authentication successful"),
+            None => AuthResult::default_failure_reply(),
+        }
+    }
+
+    /// `535 5.7.8 Authentication credentials invalid`.
+    pub fn default_failure_reply() -> Reply {
+        Reply::from("535 5.7.8 Authentication credentials invalid")
     }
 
     /// Sets the reply to send.
@@ -293,8 +336,6 @@ pub enum AuthAbort {
     /// The answer was longer than 12288 octets:
     /// `500 5.5.6 Authentication Exchange line is too long`.
     TooLong,
-    /// A final reply was already sent in this exchange; no further challenge is possible.
-    Finished,
     /// The client went away.
     Disconnected,
     /// The [`AuthLimiter`](crate::auth::AuthLimiter) blocks the client's address or the user
@@ -312,7 +353,7 @@ impl AuthAbort {
                 "500 5.5.6 Authentication Exchange line is too long",
             )),
             AuthAbort::Blocked => Some(Reply::from("454 4.7.0 Temporary authentication failure")),
-            AuthAbort::Finished | AuthAbort::Disconnected => None,
+            AuthAbort::Disconnected => None,
         }
     }
 }
@@ -334,22 +375,27 @@ impl From<AuthAbort> for AuthResult {
     }
 }
 
-/// What a mechanism method may return: an [`AuthResult`], or a `Result` whose error is an
-/// [`AuthAbort`] (so that `challenge_auth(…).await?` works).
+/// What a mechanism method of a `#[hooks]` block may return: an [`AuthResult`], or a
+/// `Result` whose error is an [`AuthAbort`] (so that `challenge_auth(…).await?` works). Both
+/// become the one result type of every mechanism, `Result<AuthResult, AuthAbort>`.
+#[diagnostic::on_unimplemented(
+    message = "an AUTH mechanism cannot return `{Self}`",
+    label = "expected `AuthResult` or `Result<AuthResult, AuthAbort>`"
+)]
 pub trait IntoAuthResult {
-    /// Converts into the result.
-    fn into_auth_result(self) -> AuthResult;
+    /// Converts into the result of a mechanism.
+    fn into_auth_result(self) -> Result<AuthResult, AuthAbort>;
 }
 
 impl IntoAuthResult for AuthResult {
-    fn into_auth_result(self) -> AuthResult {
-        self
+    fn into_auth_result(self) -> Result<AuthResult, AuthAbort> {
+        Ok(self)
     }
 }
 
 impl IntoAuthResult for Result<AuthResult, AuthAbort> {
-    fn into_auth_result(self) -> AuthResult {
-        self.unwrap_or_else(AuthResult::from)
+    fn into_auth_result(self) -> Result<AuthResult, AuthAbort> {
+        self
     }
 }
 

@@ -4,9 +4,10 @@ use std::future::Future;
 
 use mail_parser::MessageParser;
 
+use crate::envelope::Envelope;
 use crate::handler::Handler;
 use crate::proto::Reply;
-use crate::session::{Envelope, Peer, Session};
+use crate::session::{Peer, Session};
 
 /// A received message, parsed, for [`Message`].
 #[derive(Debug, Clone)]
@@ -57,16 +58,20 @@ where
 {
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
         let mail_from = envelope.mail_from.clone().unwrap_or_default();
-        let mut raw = trace_headers(&session.peer, &mail_from, &envelope.rcpt_tos);
+        let mut raw = trace_headers(
+            session.peer(),
+            &mail_from,
+            &envelope.rcpt_tos().collect::<Vec<_>>(),
+        );
         raw.extend_from_slice(&envelope.content);
         // Never `None` here: the trace headers make the input non-empty.
         let Some(message) = MessageParser::default().parse(raw.as_slice()) else {
             return Reply::from("554 5.6.0 Error: cannot parse the message");
         };
         let parsed = ParsedMessage {
-            peer: session.peer.clone(),
+            peer: session.peer().clone(),
             mail_from,
-            rcpt_tos: envelope.rcpt_tos.clone(),
+            rcpt_tos: envelope.rcpt_tos().map(str::to_owned).collect(),
             message: message.into_owned(),
         };
         match (self.0)(parsed).await {
@@ -77,7 +82,7 @@ where
 }
 
 /// `X-Peer`, `X-MailFrom` and `X-RcptTo` header lines, as aiosmtpd's `Message` adds them.
-pub(crate) fn trace_headers(peer: &Peer, mail_from: &str, rcpt_tos: &[String]) -> Vec<u8> {
+pub(crate) fn trace_headers(peer: &Peer, mail_from: &str, rcpt_tos: &[&str]) -> Vec<u8> {
     format!(
         "X-Peer: {}\r\nX-MailFrom: {}\r\nX-RcptTo: {}\r\n",
         peer_ip(peer),

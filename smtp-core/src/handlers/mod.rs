@@ -19,9 +19,10 @@ use futures_util::future::BoxFuture;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::body::{BodyMode, BodySink};
+use crate::envelope::Envelope;
 use crate::handler::Handler;
 use crate::proto::Reply;
-use crate::session::{Envelope, Peer, Session};
+use crate::session::{Peer, Session};
 
 /// Accepts every message and drops it as it arrives (nothing is buffered).
 #[derive(Debug, Default, Clone, Copy)]
@@ -66,9 +67,9 @@ impl Debugging {
         text.extend_from_slice(&content[..split.unwrap_or(0)]);
         let trace = format!(
             "X-Peer: {}\nX-MailFrom: {}\nX-RcptTo: {}\n",
-            session.peer,
+            session.peer(),
             envelope.mail_from.as_deref().unwrap_or(""),
-            envelope.rcpt_tos.join(", ")
+            envelope.rcpt_tos().collect::<Vec<_>>().join(", ")
         );
         text.extend_from_slice(trace.as_bytes());
         match split {
@@ -133,9 +134,9 @@ impl Mailbox {
     fn trace_headers(session: &Session, envelope: &Envelope) -> Vec<u8> {
         format!(
             "X-Peer: {}\r\nX-MailFrom: {}\r\nX-RcptTo: {}\r\n",
-            session.peer,
+            session.peer(),
             envelope.mail_from.as_deref().unwrap_or(""),
-            envelope.rcpt_tos.join(", ")
+            envelope.rcpt_tos().collect::<Vec<_>>().join(", ")
         )
         .into_bytes()
     }
@@ -296,10 +297,10 @@ where
 {
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
         let message = ReceivedMessage {
-            peer: session.peer.clone(),
-            login: session.login_data.clone(),
+            peer: session.peer().clone(),
+            login: session.login_data().map(<[u8]>::to_vec),
             mail_from: envelope.mail_from.clone().unwrap_or_default(),
-            rcpt_tos: envelope.rcpt_tos.clone(),
+            rcpt_tos: envelope.rcpt_tos().map(str::to_owned).collect(),
             content: std::mem::take(&mut envelope.content),
         };
         match (self.0)(message).await {

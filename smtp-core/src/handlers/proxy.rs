@@ -9,9 +9,10 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 
 use super::message::trace_headers;
+use crate::envelope::Envelope;
 use crate::handler::Handler;
 use crate::proto::Reply;
-use crate::session::{Envelope, Session};
+use crate::session::Session;
 
 /// Relays every message to an upstream server, over plain SMTP, as aiosmtpd's `Proxy`
 /// handler does (with an `X-Peer: <client ip>` header, and `X-MailFrom`/`X-RcptTo`), but
@@ -95,7 +96,7 @@ impl Proxy {
             .await
             .map_err(upstream_reply)?;
         let mut refused = Vec::new();
-        for rcpt in &envelope.rcpt_tos {
+        for rcpt in envelope.rcpt_tos() {
             let address = Address::from_str(rcpt).map_err(|_| bad_address(rcpt))?;
             if let Err(e) = conn.command(Rcpt::new(address, Vec::new())).await {
                 let reply = upstream_reply(e);
@@ -103,7 +104,7 @@ impl Proxy {
                 refused.push((rcpt, reply));
             }
         }
-        let total = envelope.rcpt_tos.len();
+        let total = envelope.recipients.len();
         if refused.len() == total {
             let (rcpt, reply) = refused.swap_remove(0);
             return Err(if total == 1 {
@@ -114,7 +115,11 @@ impl Proxy {
             });
         }
         conn.command(Data).await.map_err(upstream_reply)?;
-        let mut message = trace_headers(&session.peer, mail_from, &envelope.rcpt_tos);
+        let mut message = trace_headers(
+            session.peer(),
+            mail_from,
+            &envelope.rcpt_tos().collect::<Vec<_>>(),
+        );
         message.extend_from_slice(&envelope.content);
         // lettre ends the message with CRLF . CRLF itself.
         let body = message.strip_suffix(b"\r\n").unwrap_or(&message);

@@ -7,7 +7,45 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::session::{ProxyCommand, ProxyData};
+/// What a PROXY protocol header (version 1 or 2) announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProxyData {
+    /// The original client address; `None` for `UNKNOWN`, `LOCAL`, and the UNSPEC and UNIX
+    /// families. When present it is also the session's [`Peer`](crate::Peer).
+    pub source: Option<SocketAddr>,
+    /// The address the client connected to, on the proxy.
+    pub destination: Option<SocketAddr>,
+    /// The protocol version: 1 (text) or 2 (binary).
+    pub version: u8,
+    /// `PROXY` for a relayed client; `LOCAL` for the proxy's own connections (health checks).
+    pub command: ProxyCommand,
+    /// Version 2 TLVs as raw `(type, value)` pairs, in order (e.g. `0x01` ALPN,
+    /// `0x05` UNIQUE_ID, `0x20` SSL).
+    pub tlvs: Vec<(u8, Vec<u8>)>,
+}
+
+impl ProxyData {
+    /// A header that names no addresses.
+    pub fn unknown(version: u8, command: ProxyCommand) -> ProxyData {
+        ProxyData {
+            source: None,
+            destination: None,
+            version,
+            command,
+            tlvs: Vec::new(),
+        }
+    }
+}
+
+/// The command of a PROXY header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyCommand {
+    /// The connection relays a client (v1 always; v2 command 1).
+    Proxy,
+    /// The proxy speaks for itself (v2 command 0); the addresses are ignored.
+    Local,
+}
 
 /// The longest version 1 header, CRLF included.
 pub const V1_MAX: usize = 107;

@@ -4,13 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use subtle::ConstantTimeEq as _;
 
 use super::CredentialStore;
-use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer};
+use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer};
 
 /// CRAM-MD5: the challenge `<random.timestamp@hostname>`, the answer `user HMAC-MD5(secret,
 /// challenge)` in hex, checked against [`CredentialStore::plaintext_secret`]. On success
@@ -46,14 +45,17 @@ pub(crate) fn digest(secret: &[u8], challenge: &[u8]) -> String {
         .collect()
 }
 
-#[async_trait]
 impl AuthMechanism for CramMd5 {
+    fn name(&self) -> &str {
+        "CRAM-MD5"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        if args.len() > 1 {
+        if args.initial_response.is_some() {
             // RFC 2195 has no initial response.
             return Ok(AuthResult::failure());
         }

@@ -1,8 +1,6 @@
 //! EXTERNAL (RFC 4422 appendix A) over TLS client certificates.
 
-use async_trait::async_trait;
-
-use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer};
+use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer};
 
 /// EXTERNAL: the client's TLS certificate (already verified by the TLS setup's client CA)
 /// is its credential. The client may name an authorization identity (initial response, or
@@ -11,23 +9,24 @@ use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct External;
 
-#[async_trait]
 impl AuthMechanism for External {
+    fn name(&self) -> &str {
+        "EXTERNAL"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
         let certificates = server
             .session()
-            .tls
-            .as_ref()
+            .tls()
             .map(|tls| tls.peer_certificates.clone())
             .unwrap_or_default();
-        let authzid = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"", false).await?,
-        };
+        let authzid = server
+            .initial_or_challenge(args.initial_response, b"")
+            .await?;
         if certificates.is_empty() || authzid.contains(&0) {
             return Ok(AuthResult::failure());
         }

@@ -16,7 +16,7 @@
 //! use smtp_core::{Config, Server, StaticUsers, handlers::Sink};
 //!
 //! let users = Arc::new(StaticUsers::new().user("alice", "correct horse"));
-//! let config = Config { authenticator: Some(users.clone()), ..Config::default() };
+//! let config = Config { authenticator: Some(users.clone().into()), ..Config::default() };
 //! let server = Server::new(Sink, config)
 //!     .mechanism("SCRAM-SHA-256-PLUS", Scram::sha256_plus(users.clone()))?
 //!     .mechanism("SCRAM-SHA-256", Scram::sha256(users).plus_offered(true))?
@@ -30,7 +30,7 @@
 //!
 //! ```no_run
 //! use smtp_core::auth::mechanisms::CramMd5;
-//! use smtp_core::{AuthAbort, AuthMechanism, AuthResult, AuthServer, SmtpHandler, StaticUsers};
+//! use smtp_core::{AuthAbort, AuthArgs, AuthMechanism, AuthResult, AuthServer, SmtpHandler, StaticUsers};
 //!
 //! #[derive(SmtpHandler)]
 //! struct Legacy {
@@ -43,7 +43,7 @@
 //!     async fn cram(
 //!         &self,
 //!         server: &mut AuthServer<'_>,
-//!         args: &[String],
+//!         args: AuthArgs,
 //!     ) -> Result<AuthResult, AuthAbort> {
 //!         self.cram.run(server, args).await
 //!     }

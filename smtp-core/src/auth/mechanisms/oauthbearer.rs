@@ -1,9 +1,7 @@
 //! OAUTHBEARER (RFC 7628): a bearer token for the authenticator, and the JSON error
 //! challenge when it refuses.
 
-use async_trait::async_trait;
-
-use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Secret};
+use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer, Secret};
 
 /// OAUTHBEARER: hands [`AuthData::Token`] to the authenticator. When it refuses, the client
 /// gets the `334` JSON error challenge (`{"status":"invalid_token",…}`), answers `\x01`, and
@@ -94,17 +92,19 @@ pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     (scheme.eq_ignore_ascii_case(b"bearer ") && !token.is_empty()).then_some(token)
 }
 
-#[async_trait]
 impl AuthMechanism for OAuthBearer {
+    fn name(&self) -> &str {
+        "OAUTHBEARER"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let message = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"", false).await?,
-        };
+        let message = server
+            .initial_or_challenge(args.initial_response, b"")
+            .await?;
         let Some(request) = parse(&message) else {
             return Ok(AuthResult::failure());
         };

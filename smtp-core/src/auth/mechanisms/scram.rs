@@ -8,7 +8,6 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq as _;
 
 use super::CredentialStore;
-use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer};
+use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer};
 
 /// The iteration count [`ScramCredentials::generate`] uses: RFC 7677's minimum.
 pub const DEFAULT_ITERATIONS: u32 = 4096;
@@ -196,12 +195,13 @@ impl Scram {
     }
 
     /// The mechanism name, e.g. `SCRAM-SHA-256-PLUS`.
-    pub fn name(&self) -> String {
-        format!(
-            "SCRAM-{}{}",
-            self.hash.name(),
-            if self.plus { "-PLUS" } else { "" }
-        )
+    pub fn name(&self) -> &'static str {
+        match (self.hash, self.plus) {
+            (ScramHash::Sha1, false) => "SCRAM-SHA-1",
+            (ScramHash::Sha1, true) => "SCRAM-SHA-1-PLUS",
+            (ScramHash::Sha256, false) => "SCRAM-SHA-256",
+            (ScramHash::Sha256, true) => "SCRAM-SHA-256-PLUS",
+        }
     }
 }
 
@@ -476,18 +476,20 @@ fn signature_algorithm(der: &[u8]) -> Option<&[u8]> {
     }
 }
 
-#[async_trait]
 impl AuthMechanism for Scram {
+    fn name(&self) -> &str {
+        Scram::name(self)
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
         let name = self.name();
-        let first = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"", false).await?,
-        };
+        let first = server
+            .initial_or_challenge(args.initial_response, b"")
+            .await?;
         let refuse = |error: ScramError| {
             tracing::debug!(mechanism = %name, ?error, "SCRAM exchange failed");
             Ok(AuthResult::failure())

@@ -45,7 +45,7 @@ impl<T: CredentialStore + ?Sized> CredentialStore for Arc<T> {
 #[async_trait]
 impl CredentialStore for StaticUsers {
     async fn scram_credentials(&self, user: &[u8], hash: ScramHash) -> Option<ScramCredentials> {
-        let password = &self.users.get(user)?.password;
+        let password = &self.entry(user)?.password;
         let mut salt = sha2::Sha256::new();
         salt.update(b"smtpd StaticUsers SCRAM salt\0");
         salt.update(hash.name().as_bytes());
@@ -61,6 +61,6 @@ impl CredentialStore for StaticUsers {
     }
 
     async fn plaintext_secret(&self, user: &[u8]) -> Option<Secret> {
-        self.users.get(user).map(|user| user.password.clone())
+        self.entry(user).map(|user| user.password.clone())
     }
 }

@@ -1,9 +1,7 @@
 //! XOAUTH2, the Google and Microsoft bearer-token mechanism.
 
-use async_trait::async_trait;
-
 use super::oauthbearer::bearer_token;
-use crate::auth::{AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Secret};
+use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer, Secret};
 
 /// XOAUTH2: `user=<user>\x01auth=Bearer <token>\x01\x01`, handed to the authenticator as
 /// [`AuthData::Token`]. When it refuses, the client gets a `334` JSON error challenge as
@@ -50,17 +48,19 @@ pub(crate) fn parse(message: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((user.to_vec(), token.to_vec()))
 }
 
-#[async_trait]
 impl AuthMechanism for XOAuth2 {
+    fn name(&self) -> &str {
+        "XOAUTH2"
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let message = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth(b"", false).await?,
-        };
+        let message = server
+            .initial_or_challenge(args.initial_response, b"")
+            .await?;
         let Some((user, token)) = parse(&message) else {
             return Ok(AuthResult::failure());
         };

@@ -1,0 +1,97 @@
+//! [`StaticUsers`]: an authenticator over a fixed table, for PLAIN, LOGIN and tokens.
+
+use super::authenticator::Authenticator;
+use super::data::{AuthData, AuthResult, Secret};
+use super::mechanisms;
+use crate::envelope::Envelope;
+use crate::session::Session;
+
+/// An authenticator over a fixed table of logins and passwords, for PLAIN and LOGIN.
+///
+/// Passwords are compared after SASLprep (RFC 4616 §2; see
+/// [`normalize_password`](mechanisms::normalize_password)), in constant time, and an unknown
+/// login costs the same comparison as a known one, so timing tells nothing about which logins
+/// exist.
+#[derive(Clone, Default)]
+pub struct StaticUsers {
+    users: std::collections::HashMap<Vec<u8>, StaticUser>,
+}
+
+/// A password of [`StaticUsers`] as given (CRAM-MD5 and SCRAM start from it) and as SASLprep
+/// prepares it (what PLAIN and LOGIN compare).
+#[derive(Clone)]
+pub(crate) struct StaticUser {
+    pub(crate) password: Secret,
+    prepared: Secret,
+}
+
+impl StaticUsers {
+    /// An empty table.
+    pub fn new() -> StaticUsers {
+        StaticUsers::default()
+    }
+
+    /// Adds (or replaces) a user.
+    pub fn user(mut self, login: impl Into<Vec<u8>>, password: impl Into<Vec<u8>>) -> StaticUsers {
+        let password = Secret::new(password);
+        let prepared = Secret::new(mechanisms::normalize_password(password.expose()).into_owned());
+        self.users
+            .insert(login.into(), StaticUser { password, prepared });
+        self
+    }
+
+    /// Whether `login` and `password` match an entry, once both passwords are prepared with
+    /// SASLprep.
+    pub fn check(&self, login: &[u8], password: &[u8]) -> bool {
+        let password = mechanisms::normalize_password(password);
+        let dummy = Secret::new(vec![0u8; password.len()]);
+        match self.users.get(login) {
+            Some(user) => user.prepared.ct_eq(&password),
+            None => {
+                std::hint::black_box(dummy.ct_eq(&password));
+                false
+            }
+        }
+    }
+
+    pub(crate) fn entry(&self, login: &[u8]) -> Option<&StaticUser> {
+        self.users.get(login)
+    }
+}
+
+impl std::fmt::Debug for StaticUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticUsers")
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+impl Authenticator for StaticUsers {
+    async fn authenticate(
+        &self,
+        _: &Session,
+        _: &Envelope,
+        _: &str,
+        auth_data: &AuthData,
+    ) -> AuthResult {
+        let good = match auth_data {
+            // An authorization identity other than the login is not granted by a plain table.
+            AuthData::LoginPassword(lp) => {
+                lp.authzid.is_none() && self.check(&lp.login, lp.password.expose())
+            }
+            // XOAUTH2 and OAUTHBEARER: the table's password is taken as the user's token, which
+            // suits test setups; real deployments validate tokens with their issuer.
+            AuthData::Token {
+                user: Some(user),
+                token,
+            } => self.check(user, token.expose()),
+            _ => false,
+        };
+        if good {
+            AuthResult::success_with(auth_data.clone())
+        } else {
+            AuthResult::failure()
+        }
+    }
+}

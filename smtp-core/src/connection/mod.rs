@@ -1,0 +1,291 @@
+//! One connection: owns the socket, the buffers and the timers, and drives the session
+//! through the protocol one command at a time.
+//!
+//! The rooms: `io` (buffers, timers, flushing), `phase` (where the protocol is), `hooks`
+//! (calling the handler, panics caught), `commands` (dispatch, policy, HELO/EHLO/HELP/VRFY),
+//! `transaction` (MAIL, RCPT), `body` (DATA, BDAT), `auth` (the AUTH exchange, limiter,
+//! back-off and failure log), `starttls`, `proxy` (the PROXY header).
+//!
+//! Message bodies, DATA's and BDAT's alike, take one path: `handle_body` decides where the
+//! bytes go (`envelope.content`, nowhere, or a `BodySink`), then `handle_data` (or in LMTP
+//! `handle_lmtp_data`) answers. BDAT chunks are consumed whatever the reply, so the command
+//! stream stays in step (RFC 3030 §2).
+//!
+//! Enhanced status codes (RFC 2034, `Config::enhanced_status_codes`): replies keep aiosmtpd's
+//! texts, and when the option is on, `Io::push` puts an RFC 3463 code in front of every
+//! 2xx, 4xx and 5xx reply that has none, chosen by the command answered and the reply code
+//! (`proto::enhanced_code`): `250` after MAIL is `2.1.0`, after RCPT `2.1.5`, otherwise
+//! `2.0.0`; `500` is `5.5.2`, `501` `5.5.4`, `502`/`503` `5.5.1`, `552` `5.3.4`; a code whose
+//! reason only a hook knows (`550`, `451`…) gets `X.0.0`. The greeting, 3xx replies and the
+//! replies to HELO, EHLO and LHLO get none. Replies with a code of their own keep it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, info, warn};
+
+use crate::auth::registry::Registry;
+use crate::config::Config;
+use crate::envelope::Envelope;
+use crate::governance::{Budget, Limits};
+use crate::handler::Handler;
+use crate::proto::{Bdat, Frame, LineFramer, Reply, Verb};
+use crate::session::{Peer, Session};
+use crate::stream::Transport;
+
+mod auth;
+mod body;
+mod commands;
+pub(crate) mod hooks;
+mod io;
+mod phase;
+mod proxy;
+mod starttls;
+mod transaction;
+
+use io::{AUTH_LINE_OVERHEAD, Filled, Io};
+use phase::Phase;
+
+/// What all connections of a server share, read-only.
+pub(crate) struct Shared<H> {
+    pub(crate) handler: H,
+    pub(crate) config: Config,
+    pub(crate) registry: Registry<H>,
+    pub(crate) hostname: Arc<str>,
+}
+
+/// What the connection does after a command.
+enum Next {
+    Continue,
+    Data,
+    Bdat(Bdat),
+    StartTls,
+    Close,
+}
+
+/// One connection's protocol state.
+pub(crate) struct Connection<H: Handler, S> {
+    shared: Arc<Shared<H>>,
+    io: Io<S>,
+    framer: LineFramer,
+    line: Vec<u8>,
+    session: Session,
+    envelope: Envelope,
+    phase: Phase,
+    bogus: usize,
+    calls: HashMap<Verb, usize>,
+    auth_failures: u32,
+    /// `handle_starttls` refused the handshake's result: only QUIT is served.
+    tls_refused: bool,
+    transaction: tracing::Span,
+    budget: Budget,
+}
+
+impl<H: Handler, S: Transport> Connection<H, S> {
+    pub(crate) fn new(
+        shared: Arc<Shared<H>>,
+        stream: S,
+        peer: Peer,
+        shutdown: CancellationToken,
+        kill: CancellationToken,
+    ) -> Self {
+        let config = &shared.config;
+        let frame_limit = config
+            .command_size_limit
+            .max(config.auth_line_limit + AUTH_LINE_OVERHEAD)
+            + 64;
+        let io = Io::new(
+            stream,
+            config.timeout,
+            config.auth_line_limit,
+            config.enhanced_status_codes,
+            shutdown,
+            kill,
+        );
+        let session = Session::new(peer, shared.hostname.clone());
+        Connection {
+            io,
+            framer: LineFramer::new(frame_limit),
+            line: Vec::new(),
+            session,
+            envelope: Envelope::default(),
+            phase: Phase::default(),
+            bogus: 0,
+            calls: HashMap::new(),
+            auth_failures: 0,
+            tls_refused: false,
+            transaction: tracing::Span::none(),
+            budget: Budget::default(),
+            shared,
+        }
+    }
+
+    /// Serves the connection until it closes. `implicit_tls` handshakes before the greeting.
+    pub(crate) async fn run(mut self, implicit_tls: bool) {
+        let via = self.session.peer().clone();
+        if self.shared.config.proxy_protocol.is_some() {
+            let span = tracing::info_span!("proxy", from = %via);
+            // Behind implicit TLS the bytes after the header are the TLS handshake, which the
+            // TLS stream must read itself: read exactly the header there.
+            if !Box::pin(self.proxy_header(implicit_tls).instrument(span)).await {
+                self.io.close().await;
+                return;
+            }
+        }
+        let span = tracing::info_span!("smtp", peer = %self.session.peer());
+        // A method on `&mut self`, not an `async move` block: the block would hold a second
+        // copy of the connection in every task.
+        self.session_loop(implicit_tls, via).instrument(span).await
+    }
+
+    async fn session_loop(&mut self, implicit_tls: bool, via: Peer) {
+        info!("connected");
+        if self.session.proxy_data().is_some() {
+            info!(%via, "via PROXY protocol");
+        }
+        if implicit_tls && !Box::pin(self.start_tls(true)).await {
+            return;
+        }
+        let config = &self.shared.config;
+        let greeting = Reply::new(220, format!("{} {}", config.hostname, config.ident));
+        self.io.push(&greeting);
+        self.phase.greeted();
+        let kill = self.io.kill_signal().clone();
+        tokio::select! {
+            biased;
+            () = self.serve() => {}
+            // A hook that never returns must not hold shutdown past its grace period:
+            // a serve loop that can still read saw the kill first and said goodbye.
+            () = kill.cancelled() => warn!(phase = self.phase_name(), "closed while a hook was still running"),
+        }
+        self.io.close().await;
+        info!("disconnected");
+    }
+
+    fn phase_name(&self) -> &'static str {
+        self.phase.name()
+    }
+
+    /// Counts the client by the address in its PROXY header (see `Budget`).
+    pub(crate) fn count_proxied_client(&mut self, limits: Arc<Limits>) {
+        self.budget.count_proxied_client(limits);
+    }
+
+    async fn serve(&mut self) {
+        loop {
+            loop {
+                let frame = self.framer.next_frame(self.io.pending());
+                let next = match frame {
+                    Frame::Incomplete { discard } => {
+                        self.io.consume(discard);
+                        break;
+                    }
+                    Frame::TooLong { prefix, consumed } => {
+                        let auth = prefix.len() >= 5 && prefix[..5].eq_ignore_ascii_case(b"AUTH ");
+                        self.io.consume(consumed);
+                        self.io.answering(Verb::Unknown);
+                        self.io.push(&if auth {
+                            replies::too_long_auth()
+                        } else {
+                            Reply::from("500 Command line too long")
+                        });
+                        Next::Continue
+                    }
+                    Frame::Line { len, consumed } => {
+                        let mut line = std::mem::take(&mut self.line);
+                        line.clear();
+                        line.extend_from_slice(&self.io.pending()[..len]);
+                        self.io.consume(consumed);
+                        let next = self.command(&line).await;
+                        self.line = line;
+                        next
+                    }
+                };
+                match next {
+                    Next::Continue => {}
+                    Next::Close => return,
+                    Next::Data => {
+                        if !self.data().await {
+                            return;
+                        }
+                    }
+                    Next::Bdat(chunk) => {
+                        if !self.bdat(chunk).await {
+                            return;
+                        }
+                    }
+                    Next::StartTls => {
+                        if !Box::pin(self.start_tls(false)).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            match self.io.fill(true).await {
+                Filled::Data => {}
+                Filled::Closed => return,
+                Filled::Timeout => return self.timed_out(),
+                Filled::Shutdown => return self.shutting_down(),
+            }
+        }
+    }
+
+    fn timed_out(&mut self) {
+        let host = &self.shared.config.hostname;
+        if self.io.rate_expired() {
+            info!("DATA slower than the minimum rate");
+            self.io
+                .push(&Reply::new(421, format!("4.4.2 {host} Error: too slow")));
+            return;
+        }
+        info!(phase = self.phase.name(), "idle timeout");
+        self.io.push(&Reply::new(
+            421,
+            format!("4.4.2 {host} Error: timeout exceeded"),
+        ));
+    }
+
+    fn shutting_down(&mut self) {
+        let host = &self.shared.config.hostname;
+        self.io.push(&Reply::new(
+            421,
+            format!("4.3.2 {host} Service shutting down"),
+        ));
+    }
+
+    /// Ends the mail transaction: a new envelope, and a BDAT body in progress dropped.
+    fn reset_envelope(&mut self) {
+        self.envelope = Envelope::default();
+        self.transaction = tracing::Span::none();
+        if !matches!(self.phase, Phase::Greeting | Phase::Auth) {
+            self.phase
+                .end_transaction(self.session.host_name().is_some());
+        }
+    }
+}
+
+/// Fixed replies used by more than one room.
+mod replies {
+    use crate::proto::Reply;
+
+    pub(super) fn blocked() -> Reply {
+        Reply::from("454 4.7.0 Temporary authentication failure")
+    }
+
+    pub(super) fn auth_required() -> Reply {
+        Reply::from("530 5.7.0 Authentication required")
+    }
+
+    pub(super) fn too_much_data() -> Reply {
+        Reply::from("552 Error: Too much mail data")
+    }
+
+    pub(super) fn malformed() -> Reply {
+        Reply::from("553 5.1.3 Error: malformed address")
+    }
+
+    pub(super) fn too_long_auth() -> Reply {
+        Reply::from("500 5.5.6 Authentication Exchange line is too long")
+    }
+}
