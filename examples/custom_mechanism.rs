@@ -85,11 +85,9 @@ async fn main() -> std::io::Result<()> {
     let desk = TokenDesk {
         tokens: Mutex::new(["let-me-in".to_owned()].into_iter().collect()),
     };
-    let config = Config {
-        auth_require_tls: false, // demo on loopback only: never do this on a network
-        authenticator: Some(StaticUsers::new().user("demo", "demo").into()),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.auth_require_tls = false; // demo on loopback only: never do this on a network
+    config.authenticator = Some(StaticUsers::new().user("demo", "demo").into());
     let server = Server::new(desk, config)
         .listen("127.0.0.1:8026")
         .await?

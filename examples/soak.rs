@@ -94,13 +94,14 @@ fn message_id(content: &[u8]) -> Option<u64> {
 
 /// The child: serves on 127.0.0.1, prints its port, runs until killed.
 async fn serve() {
-    let config = Config {
-        hostname: "soak.example".into(),
-        auth_require_tls: false,
-        authenticator: Some(StaticUsers::new().user(LOGIN, PASSWORD).into()),
-        max_connections: Some(10_000),
-        max_connections_per_ip: None,
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.hostname = "soak.example".into();
+        config.auth_require_tls = false;
+        config.authenticator = Some(StaticUsers::new().user(LOGIN, PASSWORD).into());
+        config.max_connections = Some(10_000);
+        config.max_connections_per_ip = None;
+        config
     };
     let server = Server::new(Recorder::default(), config)
         .listen("127.0.0.1:0")

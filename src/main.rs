@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, value_name = "HANDLER", default_value = "debugging", value_parser = parse_handler)]
     handler: HandlerChoice,
     /// Largest message in bytes; 0 means no limit.
-    #[arg(long, value_name = "BYTES", default_value_t = smtp_core::config::DEFAULT_DATA_SIZE_LIMIT)]
+    #[arg(long, value_name = "BYTES", default_value_t = smtp_core::config::DEFAULT_MAX_MESSAGE_SIZE)]
     size_limit: usize,
     /// Offer SMTPUTF8 and accept UTF-8 addresses.
     #[arg(long)]
@@ -399,13 +399,13 @@ fn config(cli: &Cli) -> Result<Config, String> {
     if let Some(ident) = &cli.ident {
         config.ident = ident.clone();
     }
-    config.data_size_limit = (cli.size_limit > 0).then_some(cli.size_limit);
-    config.enable_smtputf8 = cli.smtputf8;
+    config.max_message_size = (cli.size_limit > 0).then_some(cli.size_limit);
+    config.smtputf8 = cli.smtputf8;
     config.lmtp = cli.lmtp;
     config.chunking = !cli.no_chunking;
     config.dsn = !cli.no_dsn;
     config.enhanced_status_codes = cli.enhanced_status_codes;
-    config.timeout = Duration::from_secs(cli.timeout);
+    config.idle_timeout = Duration::from_secs(cli.timeout);
     config.max_connections = (cli.max_connections > 0).then_some(cli.max_connections);
     config.max_connections_per_ip =
         (cli.max_connections_per_ip > 0).then_some(cli.max_connections_per_ip);

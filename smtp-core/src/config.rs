@@ -9,12 +9,18 @@ use std::time::Duration;
 use crate::auth::SharedAuthenticator;
 use crate::tls::TlsConfig;
 
-/// The default `data_size_limit`: 32 MiB, as aiosmtpd.
-pub const DEFAULT_DATA_SIZE_LIMIT: usize = 32 * 1024 * 1024;
+/// The default `max_message_size`: 32 MiB, as aiosmtpd.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 32 * 1024 * 1024;
 
 /// How a server behaves. Shared read-only by all connections; what a connection changes
 /// (limits that grow after EHLO, counters) lives in the connection.
+///
+/// Names follow one convention: `max_*` for every limit, `*_timeout` for every timeout, the
+/// bare extension name (`smtputf8`, `chunking`, `dsn`) for what EHLO offers. The struct is
+/// `#[non_exhaustive]`, so new settings are not breaking changes: start from
+/// `Config::default()` and set fields.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The server's name in the greeting and the HELO/EHLO replies. Default is the machine's
     /// host name.
@@ -25,26 +31,33 @@ pub struct Config {
     /// The largest message accepted, advertised as `SIZE`, checked at `MAIL … SIZE=` and
     /// enforced while DATA is read (memory never grows past it). `None` means no limit and no
     /// `SIZE` extension. Default is 32 MiB.
-    pub data_size_limit: Option<usize>,
+    pub max_message_size: Option<usize>,
     /// Whether to offer SMTPUTF8 (RFC 6531) and accept UTF-8 in commands. Default is `false`.
-    pub enable_smtputf8: bool,
+    pub smtputf8: bool,
     /// The longest command line, CRLF excluded. After EHLO, MAIL may be 26 octets longer
     /// when SIZE is offered and 10 more with SMTPUTF8 (RFC 1870, 6531). Default is 512.
-    pub command_size_limit: usize,
+    pub max_command_line: usize,
     /// The longest DATA line, CRLF included (RFC 5321 §4.5.3.1.6). Default is 1001.
-    pub data_line_limit: usize,
+    pub max_data_line: usize,
+    /// The longest local part of an address (before `@`) in MAIL, RCPT and VRFY; a longer one
+    /// gets `553 5.1.3 Error: malformed address` (aiosmtpd's `local_part_limit`). `None`
+    /// means no limit, as in aiosmtpd and Postfix: RFC 5321's 64 octets are exceeded every
+    /// day by SRS, VERP and BATV addresses. Default is `None`.
+    pub max_local_part: Option<usize>,
     /// The most recipients per message; one more gets `452 4.5.3 Too many recipients`.
     /// Default is 1000.
     pub max_recipients: usize,
     /// How long a client may stay silent. On expiry the server sends
-    /// `421 4.4.2 <hostname> Error: timeout exceeded` and closes. Default is 300 seconds.
-    pub timeout: Duration,
+    /// `421 4.4.2 <hostname> Error: timeout exceeded` and closes. A write that makes no
+    /// progress for this long (a client that stopped reading its replies) closes the
+    /// connection too. Default is 300 seconds.
+    pub idle_timeout: Duration,
     /// Budgets of command calls per connection, by verb; `None` means unlimited.
     /// Exceeding one gets `421 4.7.0 <VERB> sent too many times` and a close. Default is `None`.
-    pub command_call_limit: Option<CallLimit>,
+    pub max_command_calls: Option<CallLimit>,
     /// Unknown commands allowed per connection; the last one gets
     /// `502 5.5.1 Too many unrecognized commands, goodbye.` and a close. Default is 5.
-    pub bogus_limit: usize,
+    pub max_unknown_commands: usize,
     /// Connections served at once; further clients get `421 4.3.2` and are closed.
     /// `None` means unlimited. Default is 1000.
     pub max_connections: Option<usize>,
@@ -85,7 +98,7 @@ pub struct Config {
     pub log_auth_usernames: bool,
     /// The longest AUTH initial response or challenge answer, in octets (RFC 4954 §4).
     /// Default is 12288.
-    pub auth_line_limit: usize,
+    pub max_auth_line: usize,
     /// Certificates for STARTTLS; `None` means STARTTLS is not offered. Default is `None`.
     pub tls: Option<TlsConfig>,
     /// Whether every command but NOOP, EHLO, STARTTLS and QUIT needs TLS first
@@ -126,7 +139,8 @@ pub struct Config {
     /// grace period is over, a client that has sent fewer than `bytes_per_second` on average
     /// since `354` (or since a BDAT command, for that chunk) gets
     /// `421 4.4.2 <hostname> Error: too slow` and is closed. `None` means no minimum.
-    /// Default is `None`.
+    /// Default is 500 bytes per second after 10 seconds (Postfix's default rate), so a client
+    /// that trickles a message cannot hold a connection for ever.
     pub min_data_rate: Option<MinDataRate>,
 }
 
@@ -244,14 +258,15 @@ impl Default for Config {
         Config {
             hostname: local_hostname(),
             ident: concat!("smtpd ", env!("CARGO_PKG_VERSION")).to_owned(),
-            data_size_limit: Some(DEFAULT_DATA_SIZE_LIMIT),
-            enable_smtputf8: false,
-            command_size_limit: 512,
-            data_line_limit: 1001,
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            smtputf8: false,
+            max_command_line: 512,
+            max_data_line: 1001,
+            max_local_part: None,
             max_recipients: 1000,
-            timeout: Duration::from_secs(300),
-            command_call_limit: None,
-            bogus_limit: 5,
+            idle_timeout: Duration::from_secs(300),
+            max_command_calls: None,
+            max_unknown_commands: 5,
             max_connections: Some(1000),
             max_connections_per_ip: Some(50),
             auth_required: false,
@@ -263,7 +278,7 @@ impl Default for Config {
             auth_failure_delay_max: Duration::from_secs(10),
             auth_limiter: None,
             log_auth_usernames: false,
-            auth_line_limit: 12288,
+            max_auth_line: 12288,
             tls: None,
             require_starttls: false,
             tls_handshake_timeout: Duration::from_secs(30),
@@ -275,7 +290,7 @@ impl Default for Config {
             proxy_protocol: None,
             max_messages_per_connection: None,
             max_bytes_per_connection: None,
-            min_data_rate: None,
+            min_data_rate: Some(MinDataRate::default()),
         }
     }
 }
@@ -285,10 +300,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("hostname", &self.hostname)
             .field("ident", &self.ident)
-            .field("data_size_limit", &self.data_size_limit)
-            .field("enable_smtputf8", &self.enable_smtputf8)
+            .field("max_message_size", &self.max_message_size)
+            .field("smtputf8", &self.smtputf8)
             .field("max_recipients", &self.max_recipients)
-            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("auth_required", &self.auth_required)
             .field("auth_require_tls", &self.auth_require_tls)
             .field("authenticator", &self.authenticator.as_ref().map(|_| "..."))
@@ -299,7 +314,7 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Per-verb budgets of command calls, as aiosmtpd's `command_call_limit`.
+/// Per-verb budgets of command calls, as aiosmtpd's `max_command_calls`.
 #[derive(Clone, Debug, Default)]
 pub struct CallLimit {
     /// Budget of every verb without its own entry.

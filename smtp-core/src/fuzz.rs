@@ -538,11 +538,11 @@ pub fn session(input: &[u8]) {
     let config = Config {
         hostname: "fuzz.example".into(),
         ident: "smtpd fuzz".into(),
-        data_size_limit: Some(2048),
+        max_message_size: Some(2048),
         max_recipients: 8,
         auth_require_tls: false,
         authenticator: Some(StaticUsers::new().user(LOGIN, PASSWORD).into()),
-        timeout: std::time::Duration::from_secs(30),
+        idle_timeout: std::time::Duration::from_secs(30),
         ..Config::default()
     };
     let server = Server::new(recorder.clone(), config);

@@ -17,7 +17,8 @@
 //!     }
 //!
 //!     async fn handle_data(&self, _: &mut Session, envelope: &mut Envelope) -> Reply {
-//!         println!("{} bytes for {:?}", envelope.content.len(), envelope.rcpt_tos);
+//!         let recipients: Vec<&str> = envelope.rcpt_tos().collect();
+//!         println!("{} bytes for {recipients:?}", envelope.content.len());
 //!         Reply::ok()
 //!     }
 //! }
@@ -83,7 +84,7 @@ pub use auth::{
     Authenticator, InitialResponse, LoginPassword, Mechanism, MechanismFn, Secret,
     SharedAuthenticator, StaticUsers, authenticator_fn,
 };
-pub use body::{BodyMode, BodySink};
+pub use body::{BodyMode, BodySink, BoxedSink};
 pub use config::{CallLimit, Cidr, Config, MinDataRate, ProxyProtocol};
 pub use envelope::{BodyType, Envelope, Recipient};
 pub use extensions::Extensions;

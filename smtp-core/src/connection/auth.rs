@@ -61,7 +61,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             return Err(Reply::from("504 5.5.4 Unrecognized authentication type"));
         }
         // The line limit leaves room for `AUTH <name> `; the response itself gets the exact one.
-        if initial.is_some_and(|ir| ir.len() > config.auth_line_limit) {
+        if initial.is_some_and(|ir| ir.len() > config.max_auth_line) {
             return Err(replies::too_long_auth());
         }
         Ok(AuthArgs::new(mechanism, initial))

@@ -101,7 +101,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         self.phase.data();
         let mut body = self.start_body().await;
         let config = &self.shared.config;
-        let mut decoder = DataDecoder::new(config.data_line_limit, config.data_size_limit);
+        let mut decoder = DataDecoder::new(config.max_data_line, config.max_message_size);
         let mut decoded = Vec::new();
         self.io.start_rate(self.shared.config.min_data_rate);
         loop {
@@ -229,7 +229,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 too_big: false,
             });
         }
-        let limit = self.shared.config.data_size_limit;
+        let limit = self.shared.config.max_message_size;
         // Whether this chunk's octets go into the body (else they are read and dropped).
         let keep = match self.phase.chunks() {
             Some(state) if refused.is_none() => {

@@ -29,24 +29,24 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     pub(super) fn command_limit(&self, verb: Verb) -> usize {
         let config = &self.shared.config;
         match verb {
-            Verb::Auth => config.auth_line_limit + AUTH_LINE_OVERHEAD,
+            Verb::Auth => config.max_auth_line + AUTH_LINE_OVERHEAD,
             Verb::Mail if self.session.extended_smtp() => {
-                config.command_size_limit
-                    + if config.data_size_limit.is_some() {
+                config.max_command_line
+                    + if config.max_message_size.is_some() {
                         26
                     } else {
                         0
                     }
-                    + if config.enable_smtputf8 { 10 } else { 0 }
+                    + if config.smtputf8 { 10 } else { 0 }
             }
-            _ => config.command_size_limit,
+            _ => config.max_command_line,
         }
     }
 
     pub(super) async fn command(&mut self, line: &[u8]) -> Next {
         let config = &self.shared.config;
         self.io.answering(Verb::Unknown);
-        let cmd = match parse_command(line, config.enable_smtputf8) {
+        let cmd = match parse_command(line, config.smtputf8) {
             Ok(cmd) => cmd,
             Err(reply) => {
                 self.io.push(&reply);
@@ -84,7 +84,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 .push(&Reply::from("530 Must issue a STARTTLS command first"));
             return Next::Continue;
         }
-        if let Some(limits) = &config.command_call_limit {
+        if let Some(limits) = &config.max_command_calls {
             let used = self.calls.entry(verb).or_insert(0);
             *used += 1;
             let name = if verb == Verb::Unknown {
@@ -116,7 +116,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         };
         if unknown {
             self.bogus += 1;
-            if self.bogus >= config.bogus_limit {
+            if self.bogus >= config.max_unknown_commands {
                 self.io.push(&Reply::from(
                     "502 5.5.1 Too many unrecognized commands, goodbye.",
                 ));
@@ -212,11 +212,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     pub(super) fn ehlo_reply(&self) -> Reply {
         let config = &self.shared.config;
         let mut lines = vec![config.hostname.clone()];
-        if let Some(limit) = config.data_size_limit {
+        if let Some(limit) = config.max_message_size {
             lines.push(format!("SIZE {limit}"));
         }
         lines.push("8BITMIME".into());
-        if config.enable_smtputf8 {
+        if config.smtputf8 {
             lines.push("SMTPUTF8".into());
         }
         lines.push("PIPELINING".into());

@@ -68,7 +68,7 @@ impl<S: Transport> Io<S> {
     pub(super) fn new(
         stream: S,
         idle_timeout: Duration,
-        auth_line_limit: usize,
+        max_auth_line: usize,
         enhanced: bool,
         shutdown: CancellationToken,
         kill: CancellationToken,
@@ -88,7 +88,7 @@ impl<S: Transport> Io<S> {
             read_size: MIN_READ,
             shutdown,
             kill,
-            auth_framer: LineFramer::new(auth_line_limit),
+            auth_framer: LineFramer::new(max_auth_line),
             rate: None,
             enhanced,
             verb: None,

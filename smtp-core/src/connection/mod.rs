@@ -92,13 +92,13 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     ) -> Self {
         let config = &shared.config;
         let frame_limit = config
-            .command_size_limit
-            .max(config.auth_line_limit + AUTH_LINE_OVERHEAD)
+            .max_command_line
+            .max(config.max_auth_line + AUTH_LINE_OVERHEAD)
             + 64;
         let io = Io::new(
             stream,
-            config.timeout,
-            config.auth_line_limit,
+            config.idle_timeout,
+            config.max_auth_line,
             config.enhanced_status_codes,
             shutdown,
             kill,

@@ -75,7 +75,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 ("SMTPUTF8", Some(_)) => {
                     return Reply::from("501 Error: SMTPUTF8 takes no arguments");
                 }
-                ("SMTPUTF8", None) if !config.enable_smtputf8 => {
+                ("SMTPUTF8", None) if !config.smtputf8 => {
                     return Reply::from("501 Error: SMTPUTF8 disabled");
                 }
                 ("SMTPUTF8", None) => smtp_utf8 = true,
@@ -84,7 +84,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                         return self.syntax(Verb::Mail);
                     };
                     if config
-                        .data_size_limit
+                        .max_message_size
                         .is_some_and(|limit| size > limit as u64)
                     {
                         return Reply::from(

@@ -15,7 +15,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use futures_util::future::BoxFuture;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::body::{BodyMode, BodySink};
@@ -146,10 +145,10 @@ impl Handler for Mailbox {
     async fn handle_body(&self, session: &mut Session, envelope: &mut Envelope) -> BodyMode {
         let headers = Mailbox::trace_headers(session, envelope);
         match MaildirFile::create(&self.dir, session.server_hostname(), &headers).await {
-            Ok(file) => BodyMode::Stream(Box::new(file)),
+            Ok(file) => BodyMode::stream(file),
             Err(e) => {
                 tracing::error!(error = %e, "Maildir delivery failed");
-                BodyMode::Stream(Box::new(Failed))
+                BodyMode::stream(Failed)
             }
         }
     }
@@ -184,12 +183,12 @@ impl Handler for Mailbox {
 struct Failed;
 
 impl BodySink for Failed {
-    fn write<'a>(&'a mut self, _: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
-        Box::pin(async { Err(std::io::Error::other("no Maildir file")) })
+    async fn write(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("no Maildir file"))
     }
 
-    fn finish(&mut self) -> BoxFuture<'_, std::io::Result<()>> {
-        Box::pin(async { Err(std::io::Error::other("no Maildir file")) })
+    async fn finish(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::other("no Maildir file"))
     }
 }
 
@@ -238,19 +237,17 @@ impl MaildirFile {
 }
 
 impl BodySink for MaildirFile {
-    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
-        Box::pin(self.file.write_all(chunk))
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk).await
     }
 
-    fn finish(&mut self) -> BoxFuture<'_, std::io::Result<()>> {
-        Box::pin(async move {
-            self.file.flush().await?;
-            self.file.sync_all().await?;
-            tokio::fs::rename(&self.tmp, &self.new).await?;
-            self.delivered = true;
-            tracing::info!(file = %self.new.display(), "delivered to Maildir");
-            Ok(())
-        })
+    async fn finish(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        tokio::fs::rename(&self.tmp, &self.new).await?;
+        self.delivered = true;
+        tracing::info!(file = %self.new.display(), "delivered to Maildir");
+        Ok(())
     }
 }
 

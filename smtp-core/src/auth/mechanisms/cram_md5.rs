@@ -9,6 +9,7 @@ use md5::Md5;
 use subtle::ConstantTimeEq as _;
 
 use super::CredentialStore;
+use super::store::DynCredentialStore;
 use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer};
 
 /// CRAM-MD5: the challenge `<random.timestamp@hostname>`, the answer `user HMAC-MD5(secret,
@@ -16,7 +17,7 @@ use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, Auth
 /// the auth data is [`AuthData::Verified`].
 #[derive(Clone)]
 pub struct CramMd5 {
-    store: Arc<dyn CredentialStore>,
+    store: Arc<dyn DynCredentialStore>,
 }
 
 impl fmt::Debug for CramMd5 {
@@ -76,7 +77,7 @@ impl AuthMechanism for CramMd5 {
             return Ok(AuthResult::failure());
         }
         server.claim_user(user).await?;
-        let secret = self.store.plaintext_secret(user).await;
+        let secret = self.store.plaintext_secret_boxed(user).await;
         let expected = digest(
             secret.as_ref().map_or(&b"no such user"[..], |s| s.expose()),
             challenge.as_bytes(),

@@ -16,10 +16,11 @@
 //! use smtp_core::{Config, Server, StaticUsers, handlers::Sink};
 //!
 //! let users = Arc::new(StaticUsers::new().user("alice", "correct horse"));
-//! let config = Config { authenticator: Some(users.clone().into()), ..Config::default() };
+//! let mut config = Config::default();
+//! config.authenticator = Some(users.clone().into());
 //! let server = Server::new(Sink, config)
-//!     .mechanism("SCRAM-SHA-256-PLUS", Scram::sha256_plus(users.clone()))?
-//!     .mechanism("SCRAM-SHA-256", Scram::sha256(users).plus_offered(true))?
+//!     .mechanism(Scram::sha256_plus(users.clone()))?
+//!     .mechanism(Scram::sha256(users).plus_offered(true))?
 //!     .listen("127.0.0.1:8587")
 //!     .await?
 //!     .start();

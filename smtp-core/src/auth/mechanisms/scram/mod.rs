@@ -4,137 +4,26 @@
 //! One exchange over SMTP: client-first (initial response or after `334 `), `334`
 //! server-first, client-final, `334` server-final (`v=`), an empty answer, then `235`.
 //! Every failure gets the standard `535`; the reason is logged at debug level.
+//! The rooms: `keys` (hashes and credentials), `messages` (the wire format), and here the
+//! mechanism and its channel bindings.
+
+pub(super) mod keys;
+mod messages;
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use subtle::ConstantTimeEq as _;
 
 use super::CredentialStore;
+use super::store::DynCredentialStore;
+use crate::auth::mechanisms::random_bytes;
 use crate::auth::{AuthAbort, AuthArgs, AuthData, AuthMechanism, AuthResult, AuthServer};
-
-/// The iteration count [`ScramCredentials::generate`] uses: RFC 7677's minimum.
-pub const DEFAULT_ITERATIONS: u32 = 4096;
-
-/// `Normalize(password)` of RFC 5802 §2.2: the SASLprep profile (RFC 4013) of a UTF-8
-/// password, which clients such as scramp and libgsasl apply before hashing; without it a
-/// password with, say, a no-break space or a ligature never matches. A password that is not
-/// UTF-8, or that SASLprep refuses (control or unassigned characters), is used as it is, as
-/// PostgreSQL does, so that it still works with clients that send it unprepared.
-pub fn normalize_password(password: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    use std::borrow::Cow;
-    match std::str::from_utf8(password).map(stringprep::saslprep) {
-        Ok(Ok(Cow::Owned(prepared))) => Cow::Owned(prepared.into_bytes()),
-        _ => Cow::Borrowed(password),
-    }
-}
-
-/// The hash function of a SCRAM mechanism.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ScramHash {
-    /// SCRAM-SHA-1 (RFC 5802), for old clients.
-    Sha1,
-    /// SCRAM-SHA-256 (RFC 7677).
-    Sha256,
-}
-
-impl ScramHash {
-    /// `"SHA-1"` or `"SHA-256"`, as in the mechanism name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScramHash::Sha1 => "SHA-1",
-            ScramHash::Sha256 => "SHA-256",
-        }
-    }
-
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-            let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
-                .expect("HMAC takes keys of any length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        match self {
-            ScramHash::Sha1 => run::<Hmac<Sha1>>(key, data),
-            ScramHash::Sha256 => run::<Hmac<Sha256>>(key, data),
-        }
-    }
-
-    fn h(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            ScramHash::Sha1 => Sha1::digest(data).to_vec(),
-            ScramHash::Sha256 => Sha256::digest(data).to_vec(),
-        }
-    }
-
-    /// `Hi()` of RFC 5802 §2.2, which is PBKDF2 with HMAC and one output block.
-    fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            ScramHash::Sha1 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha1, 20>(password, salt, iterations).to_vec()
-            }
-            ScramHash::Sha256 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
-            }
-        }
-    }
-}
-
-/// What the server keeps about a SCRAM user (RFC 5802 §3): no password, nothing a client
-/// could log in with, but `stored_key` allows an offline dictionary attack, so keep it as
-/// secret as password hashes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramCredentials {
-    /// The salt of `Hi()`.
-    pub salt: Vec<u8>,
-    /// The iteration count of `Hi()`.
-    pub iterations: u32,
-    /// `H(HMAC(SaltedPassword, "Client Key"))`.
-    pub stored_key: Vec<u8>,
-    /// `HMAC(SaltedPassword, "Server Key")`.
-    pub server_key: Vec<u8>,
-}
-
-impl ScramCredentials {
-    /// The keys of `password` with `salt` and `iterations`. The password is prepared with
-    /// SASLprep first (see [`normalize_password`]), as clients prepare theirs.
-    pub fn derive(
-        hash: ScramHash,
-        password: &[u8],
-        salt: &[u8],
-        iterations: u32,
-    ) -> ScramCredentials {
-        let salted = hash.hi(&normalize_password(password), salt, iterations);
-        let client_key = hash.hmac(&salted, b"Client Key");
-        ScramCredentials {
-            salt: salt.to_vec(),
-            iterations,
-            stored_key: hash.h(&client_key),
-            server_key: hash.hmac(&salted, b"Server Key"),
-        }
-    }
-
-    /// The keys of `password` with a new random 16-octet salt and 4096 iterations, for
-    /// provisioning a user.
-    pub fn generate(hash: ScramHash, password: &[u8]) -> ScramCredentials {
-        ScramCredentials::derive(hash, password, &super::random_bytes(16), DEFAULT_ITERATIONS)
-    }
-}
-
-impl fmt::Debug for ScramCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ScramCredentials(iterations={}, keys=...)",
-            self.iterations
-        )
-    }
-}
+use keys::mock_credentials;
+pub use keys::{ScramCredentials, ScramHash, normalize_password};
+use messages::{CbFlag, ScramError, client_final, parse_client_first, server_first};
 
 /// A SCRAM mechanism (RFC 5802): `SCRAM-SHA-256`, `SCRAM-SHA-256-PLUS` or `SCRAM-SHA-1`,
 /// checking proofs against a [`CredentialStore`]. On success the session's auth data is
@@ -147,7 +36,7 @@ pub struct Scram {
     hash: ScramHash,
     plus: bool,
     plus_offered: bool,
-    store: Arc<dyn CredentialStore>,
+    store: Arc<dyn DynCredentialStore>,
 }
 
 impl fmt::Debug for Scram {
@@ -202,223 +91,6 @@ impl Scram {
             (ScramHash::Sha256, false) => "SCRAM-SHA-256",
             (ScramHash::Sha256, true) => "SCRAM-SHA-256-PLUS",
         }
-    }
-}
-
-/// Why an exchange failed: RFC 5802's `server-error-value`s, for the debug log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ScramError {
-    InvalidEncoding,
-    ExtensionsNotSupported,
-    InvalidProof,
-    ChannelBindingsDontMatch,
-    ServerDoesSupportChannelBinding,
-    ChannelBindingNotSupported,
-    UnsupportedChannelBindingType,
-    UnknownUser,
-    InvalidUsernameEncoding,
-    NoAuthorization,
-    OtherError,
-}
-
-/// The client's channel-binding flag (gs2-cbind-flag).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum CbFlag {
-    /// `n`: the client does not support channel binding.
-    No,
-    /// `y`: the client supports it but thinks the server does not.
-    ClientOnly,
-    /// `p=<name>`: the client binds with this type.
-    Bind(String),
-}
-
-#[derive(Debug)]
-pub(crate) struct ClientFirst<'a> {
-    pub(crate) gs2_header: &'a str,
-    pub(crate) flag: CbFlag,
-    pub(crate) authzid: Option<String>,
-    pub(crate) user: String,
-    pub(crate) bare: &'a str,
-    pub(crate) nonce: &'a str,
-}
-
-/// `saslname` unescaping: `=2C` is `,` and `=3D` is `=`; any other `=` is an error.
-fn saslname(s: &str) -> Result<String, ScramError> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('=') {
-        out.push_str(&rest[..i]);
-        match rest.get(i..i + 3) {
-            Some("=2C") => out.push(','),
-            Some("=3D") => out.push('='),
-            _ => return Err(ScramError::InvalidUsernameEncoding),
-        }
-        rest = &rest[i + 3..];
-    }
-    out.push_str(rest);
-    if out.is_empty() {
-        return Err(ScramError::InvalidUsernameEncoding);
-    }
-    Ok(out)
-}
-
-fn valid_nonce(nonce: &str) -> bool {
-    !nonce.is_empty()
-        && nonce
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
-}
-
-pub(crate) fn parse_client_first(message: &str) -> Result<ClientFirst<'_>, ScramError> {
-    let mut parts = message.splitn(3, ',');
-    let (Some(flag), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(ScramError::InvalidEncoding);
-    };
-    let flag = match flag {
-        "n" => CbFlag::No,
-        "y" => CbFlag::ClientOnly,
-        _ => match flag.strip_prefix("p=") {
-            Some(name)
-                if !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
-            {
-                CbFlag::Bind(name.to_owned())
-            }
-            _ => return Err(ScramError::InvalidEncoding),
-        },
-    };
-    let authzid = match authzid {
-        "" => None,
-        a => Some(saslname(
-            a.strip_prefix("a=").ok_or(ScramError::InvalidEncoding)?,
-        )?),
-    };
-    let gs2_header = &message[..message.len() - bare.len()];
-    if bare.starts_with("m=") {
-        return Err(ScramError::ExtensionsNotSupported);
-    }
-    let mut attrs = bare.split(',');
-    let user = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("n="))
-        .ok_or(ScramError::InvalidEncoding)?;
-    let nonce = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("r="))
-        .filter(|n| valid_nonce(n))
-        .ok_or(ScramError::InvalidEncoding)?;
-    // Extensions are allowed after the nonce, and ignored.
-    if attrs.any(|a| a.len() < 2 || a.as_bytes()[1] != b'=') {
-        return Err(ScramError::InvalidEncoding);
-    }
-    Ok(ClientFirst {
-        gs2_header,
-        flag,
-        authzid,
-        user: saslname(user)?,
-        bare,
-        nonce,
-    })
-}
-
-/// The server's side of one exchange after server-first.
-pub(crate) struct Exchange {
-    hash: ScramHash,
-    credentials: ScramCredentials,
-    cbind_input: Vec<u8>,
-    client_first_bare: String,
-    pub(crate) server_first: String,
-    nonce: String,
-}
-
-/// Builds server-first for `client_first` with the server's part of the nonce.
-/// `cb_data` is the channel-binding data when the client binds (`p=`).
-pub(crate) fn server_first(
-    hash: ScramHash,
-    client_first: &ClientFirst<'_>,
-    credentials: ScramCredentials,
-    server_nonce: &str,
-    cb_data: Option<&[u8]>,
-) -> Exchange {
-    let nonce = format!("{}{server_nonce}", client_first.nonce);
-    let server_first = format!(
-        "r={nonce},s={},i={}",
-        BASE64.encode(&credentials.salt),
-        credentials.iterations
-    );
-    let mut cbind_input = client_first.gs2_header.as_bytes().to_vec();
-    cbind_input.extend_from_slice(cb_data.unwrap_or_default());
-    Exchange {
-        hash,
-        credentials,
-        cbind_input,
-        client_first_bare: client_first.bare.to_owned(),
-        server_first,
-        nonce,
-    }
-}
-
-/// Checks client-final; returns server-final (`v=…`).
-pub(crate) fn client_final(exchange: &Exchange, message: &str) -> Result<String, ScramError> {
-    let (without_proof, proof) = message
-        .rsplit_once(",p=")
-        .ok_or(ScramError::InvalidEncoding)?;
-    let mut attrs = without_proof.split(',');
-    let cbind = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("c="))
-        .and_then(|c| BASE64.decode(c).ok())
-        .ok_or(ScramError::InvalidEncoding)?;
-    let nonce = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("r="))
-        .ok_or(ScramError::InvalidEncoding)?;
-    let proof = BASE64
-        .decode(proof)
-        .map_err(|_| ScramError::InvalidEncoding)?;
-    if cbind != exchange.cbind_input {
-        return Err(ScramError::ChannelBindingsDontMatch);
-    }
-    if nonce != exchange.nonce {
-        return Err(ScramError::OtherError);
-    }
-    let hash = exchange.hash;
-    let auth_message = format!(
-        "{},{},{without_proof}",
-        exchange.client_first_bare, exchange.server_first
-    );
-    let keys = &exchange.credentials;
-    let client_signature = hash.hmac(&keys.stored_key, auth_message.as_bytes());
-    if proof.len() != client_signature.len() {
-        return Err(ScramError::InvalidProof);
-    }
-    let client_key: Vec<u8> = proof
-        .iter()
-        .zip(&client_signature)
-        .map(|(p, s)| p ^ s)
-        .collect();
-    if !bool::from(hash.h(&client_key).ct_eq(&keys.stored_key)) {
-        return Err(ScramError::InvalidProof);
-    }
-    let server_signature = hash.hmac(&keys.server_key, auth_message.as_bytes());
-    Ok(format!("v={}", BASE64.encode(server_signature)))
-}
-
-/// Credentials for a user that does not exist, the same on every try, so that the
-/// server-first message does not reveal which users exist (RFC 5802 §9).
-fn mock_credentials(hash: ScramHash, user: &[u8]) -> ScramCredentials {
-    static KEY: OnceLock<Vec<u8>> = OnceLock::new();
-    let key = KEY.get_or_init(|| super::random_bytes(32));
-    let mut salt = ScramHash::Sha256.hmac(key, b"salt\0");
-    salt.extend_from_slice(user);
-    let salt = ScramHash::Sha256.hmac(key, &salt)[..16].to_vec();
-    ScramCredentials {
-        salt,
-        iterations: DEFAULT_ITERATIONS,
-        stored_key: hash.h(&super::random_bytes(32)),
-        server_key: hash.h(&super::random_bytes(32)),
     }
 }
 
@@ -522,10 +194,10 @@ impl AuthMechanism for Scram {
         }
         let user = client_first.user.as_bytes().to_vec();
         server.claim_user(&user).await?;
-        let stored = self.store.scram_credentials(&user, self.hash).await;
+        let stored = self.store.scram_credentials_boxed(&user, self.hash).await;
         let known = stored.is_some();
         let credentials = stored.unwrap_or_else(|| mock_credentials(self.hash, &user));
-        let server_nonce = BASE64.encode(super::random_bytes(18));
+        let server_nonce = BASE64.encode(random_bytes(18));
         let exchange = server_first(
             self.hash,
             &client_first,
