@@ -120,6 +120,9 @@ pub enum AuthData {
         authzid: Option<Vec<u8>>,
         /// The client's certificate chain (DER), leaf first, as verified by TLS.
         certificates: Vec<Vec<u8>>,
+        /// The identities the leaf certificate names: its subject common names, then its
+        /// subject-alternative-name e-mail addresses and DNS names.
+        identities: Vec<String>,
     },
     /// ANONYMOUS (RFC 4505): the client's trace information, for logging only.
     Anonymous {
@@ -159,7 +162,13 @@ impl AuthData {
             AuthData::LoginPassword(lp) => Some(&lp.login),
             AuthData::Token { user, .. } => user.as_deref(),
             AuthData::Verified { login } => Some(login),
-            AuthData::External { authzid, .. } => authzid.as_deref(),
+            AuthData::External {
+                authzid,
+                identities,
+                ..
+            } => authzid
+                .as_deref()
+                .or_else(|| identities.first().map(String::as_bytes)),
             AuthData::Custom { login, .. } => login.as_deref(),
             AuthData::Anonymous { .. } => None,
         }
@@ -197,9 +206,10 @@ impl fmt::Debug for AuthData {
             AuthData::External {
                 authzid,
                 certificates,
+                identities,
             } => write!(
                 f,
-                "External(authzid={:?}, certificates={})",
+                "External(authzid={:?}, identities={identities:?}, certificates={})",
                 authzid.as_deref().map(String::from_utf8_lossy),
                 certificates.len()
             ),

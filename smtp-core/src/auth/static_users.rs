@@ -15,6 +15,7 @@ use crate::session::Session;
 #[derive(Clone, Default)]
 pub struct StaticUsers {
     users: std::collections::HashMap<Vec<u8>, StaticUser>,
+    client_certificates: bool,
 }
 
 /// A password of [`StaticUsers`] as given (CRAM-MD5 and SCRAM start from it) and as SASLprep
@@ -54,6 +55,15 @@ impl StaticUsers {
         }
     }
 
+    /// Also accepts EXTERNAL (RFC 4422 appendix A): a client certificate that TLS verified
+    /// against the configured client CA, acting as itself (no authorization identity) or as
+    /// one of the identities the certificate names — its subject common name, or a SAN e-mail
+    /// address or DNS name — which is what GNU SASL clients send.
+    pub fn accept_client_certificates(mut self) -> StaticUsers {
+        self.client_certificates = true;
+        self
+    }
+
     pub(crate) fn entry(&self, login: &[u8]) -> Option<&StaticUser> {
         self.users.get(login)
     }
@@ -63,6 +73,7 @@ impl std::fmt::Debug for StaticUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StaticUsers")
             .field("users", &self.users.len())
+            .field("client_certificates", &self.client_certificates)
             .finish()
     }
 }
@@ -86,6 +97,17 @@ impl Authenticator for StaticUsers {
                 user: Some(user),
                 token,
             } => self.check(user, token.expose()),
+            AuthData::External {
+                authzid,
+                certificates,
+                identities,
+            } => {
+                self.client_certificates
+                    && !certificates.is_empty()
+                    && authzid
+                        .as_ref()
+                        .is_none_or(|wanted| identities.iter().any(|id| id.as_bytes() == wanted))
+            }
             _ => false,
         };
         if good {

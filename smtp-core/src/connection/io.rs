@@ -25,6 +25,9 @@ const MIN_READ: usize = 1024;
 const MAX_READ: usize = 64 * 1024;
 /// Room on an AUTH command line around the initial response: `AUTH `, the name, a space.
 pub(super) const AUTH_LINE_OVERHEAD: usize = 32;
+/// Unsent reply octets at which the connection stops executing commands and waits for the
+/// client to read (RFC 2920 §3.1 lets a server stop reading while its output is blocked).
+const MAX_UNSENT: usize = 64 * 1024;
 
 /// How a read ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub(super) struct Io<S> {
     /// Why a read inside an AUTH exchange ended without a line: the mechanism only sees a
     /// lost connection, but a timeout or a shutdown still owes the client its 421.
     auth_interrupted: Option<Filled>,
+    /// A write failed or stalled: nothing more is sent.
+    write_failed: bool,
 }
 
 impl<S: Transport> Io<S> {
@@ -93,6 +98,7 @@ impl<S: Transport> Io<S> {
             enhanced,
             verb: None,
             auth_interrupted: None,
+            write_failed: false,
         }
     }
 
@@ -127,13 +133,47 @@ impl<S: Transport> Io<S> {
     }
 
     /// Sends what is queued.
+    ///
+    /// A client that stops reading cannot hold the connection: a write that makes no progress
+    /// for the idle timeout fails with `TimedOut`, and so does any write once the connection
+    /// is killed.
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.outbuf.is_empty() {
-            self.stream.write_all(&self.outbuf).await?;
+        let mut sent = 0;
+        while sent < self.outbuf.len() {
+            let write = self.stream.write(&self.outbuf[sent..]);
+            let written = tokio::select! {
+                biased;
+                written = tokio::time::timeout(self.idle_timeout, write) => written,
+                _ = self.kill.cancelled() => {
+                    self.write_failed = true;
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            };
+            match written {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => sent += n,
+                Ok(Err(e)) => {
+                    self.write_failed = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    debug!("no write progress within the idle timeout");
+                    self.write_failed = true;
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+        }
+        if sent > 0 {
             self.stream.flush().await?;
             self.outbuf.clear();
         }
         Ok(())
+    }
+
+    /// Whether enough replies wait unsent that no further command should be read until they
+    /// are out: what bounds the memory of a client that pipelines without reading.
+    pub(super) fn output_full(&self) -> bool {
+        self.outbuf.len() >= MAX_UNSENT
     }
 
     /// Moves the idle deadline: the client made progress.
@@ -207,10 +247,12 @@ impl<S: Transport> Io<S> {
         limited.read_buf(&mut self.inbuf).await
     }
 
-    /// Closes the write side after sending what is queued.
+    /// Closes the write side after sending what is queued, unless writing already failed:
+    /// a client that stopped reading gets no second idle timeout.
     pub(super) async fn close(&mut self) {
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        if !self.write_failed && self.flush().await.is_ok() {
+            let _ = tokio::time::timeout(self.idle_timeout, self.stream.shutdown()).await;
+        }
     }
 
     /// Sends what is buffered, then reads more. Replies go out only here, that is when no

@@ -175,6 +175,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     async fn serve(&mut self) {
         loop {
             loop {
+                if self.io.output_full() && self.io.flush().await.is_err() {
+                    info!("client does not read its replies; closing");
+                    return;
+                }
                 let frame = self.framer.next_frame(self.io.pending());
                 let next = match frame {
                     Frame::Incomplete { discard } => {

@@ -16,6 +16,11 @@ pub struct ProxyData {
     pub source: Option<SocketAddr>,
     /// The address the client connected to, on the proxy.
     pub destination: Option<SocketAddr>,
+    /// The UNIX-family (v2 `AF_UNIX`) source path: up to 108 octets, NULs trimmed. `None` for
+    /// the other families.
+    pub unix_source: Option<Vec<u8>>,
+    /// The UNIX-family destination path, likewise.
+    pub unix_destination: Option<Vec<u8>>,
     /// The protocol version: 1 (text) or 2 (binary).
     pub version: u8,
     /// `PROXY` for a relayed client; `LOCAL` for the proxy's own connections (health checks).
@@ -31,6 +36,8 @@ impl ProxyData {
         ProxyData {
             source: None,
             destination: None,
+            unix_source: None,
+            unix_destination: None,
             version,
             command,
             tlvs: Vec::new(),
@@ -206,6 +213,11 @@ fn parse_v2(buf: &[u8]) -> ProxyParse {
                 IpAddr::from(<[u8; 16]>::try_from(&a[16..32]).unwrap_or_default()),
                 &a[32..36],
             )),
+            3 => {
+                data.unix_source = Some(unix_path(&a[..108]));
+                data.unix_destination = Some(unix_path(&a[108..216]));
+                None
+            }
             _ => None,
         };
         if let Some((src, dst, ports)) = pair {
@@ -222,9 +234,28 @@ fn parse_v2(buf: &[u8]) -> ProxyParse {
     ProxyParse::Done(data, total)
 }
 
+/// A `sun_path` of the UNIX family: the octets before the first NUL.
+fn unix_path(raw: &[u8]) -> Vec<u8> {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    raw[..end].to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_unix_family_keeps_both_paths() {
+        let mut body = vec![0u8; 216];
+        body[..12].copy_from_slice(b"/run/src.soc");
+        body[108..120].copy_from_slice(b"/run/dst.soc");
+        let (data, _) = done(&v2(1, 0x31, &body));
+        assert_eq!(data.unix_source.as_deref(), Some(&b"/run/src.soc"[..]));
+        assert_eq!(data.unix_destination.as_deref(), Some(&b"/run/dst.soc"[..]));
+        assert_eq!(data.source, None);
+        let (local, _) = done(&v2(0, 0x31, &body));
+        assert_eq!(local.unix_source, None, "LOCAL carries no addresses");
+    }
 
     fn v2(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
         let mut h = V2_SIGNATURE.to_vec();

@@ -30,9 +30,11 @@ impl AuthMechanism for External {
         if certificates.is_empty() || authzid.contains(&0) {
             return Ok(AuthResult::failure());
         }
+        let identities = super::certificate::identities(&certificates[0]);
         let data = AuthData::External {
             authzid: (!authzid.is_empty()).then_some(authzid),
             certificates,
+            identities,
         };
         Ok(server.authenticate("EXTERNAL", data).await)
     }

@@ -53,6 +53,7 @@
 //! ```
 
 mod anonymous;
+mod certificate;
 mod cram_md5;
 mod external;
 mod oauthbearer;
