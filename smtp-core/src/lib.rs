@@ -31,9 +31,21 @@
 //! ```
 //!
 //! ## Layers
-//! [`proto`] parses bytes and renders replies without I/O; the connection owns the socket,
-//! timers and TLS, and drives one [`Session`] through the protocol; the [`Server`] accepts,
-//! limits and shuts down.
+//! [`proto`] parses bytes and renders replies without I/O. [`Session`] and [`Envelope`] hold
+//! what the engine knows about a connection and a transaction, and [`auth`] the
+//! Authentication System. The connection (private; one room per concern: I/O, commands, the
+//! transaction, bodies, AUTH, STARTTLS, PROXY) owns the socket, timers and TLS and drives one
+//! session through one phase at a time; the [`Server`] accepts, limits and shuts down;
+//! [`handlers`] are ready-made handlers. Each layer uses only the ones before it.
+//!
+//! ## One async style
+//! Every trait you implement — [`Handler`], [`Authenticator`], [`AuthMechanism`],
+//! [`BodySink`], [`auth::mechanisms::CredentialStore`] — is written with plain `async fn`s in
+//! your `impl` (the traits declare `fn … -> impl Future + Send`). No `#[async_trait]`, no
+//! boxing in the hot path of hooks; where the server must hold any implementation (an
+//! authenticator, a mechanism, a sink) it boxes the future itself, once per call of a rare
+//! operation. That is why this style was chosen: hooks run on every command and stay
+//! allocation-free, and the same style serves the traits the server stores.
 //!
 //! ## Limits and timeouts
 //! Every one is a [`Config`] field with its default in its documentation: message size
