@@ -7,6 +7,7 @@ pub mod data;
 pub mod line;
 pub mod params;
 pub mod proxy;
+pub mod replies;
 pub mod reply;
 
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
