@@ -2,6 +2,7 @@
 //! and DATA. Everything here is a pure function of its input, so it is tested with tables of
 //! bytes and fuzzed apart from the network.
 
+pub mod address;
 pub mod command;
 pub mod data;
 pub mod line;
@@ -10,6 +11,7 @@ pub mod proxy;
 pub mod replies;
 pub mod reply;
 
+pub use address::{PathOptions, parse_path_with};
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
 pub use data::{DataDecoder, DataError};
 pub use line::{Frame, LineFramer};
