@@ -5,6 +5,7 @@
 pub mod address;
 pub mod command;
 pub mod data;
+mod dsn;
 pub mod line;
 pub mod params;
 pub mod proxy;
