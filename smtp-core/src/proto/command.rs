@@ -1,6 +1,9 @@
-//! Command lines: the verb, its argument, and the paths and parameters of MAIL and RCPT.
+//! Command lines: the verb and its argument. The paths of MAIL and RCPT are read by
+//! [`super::address`], re-exported here.
 
-use super::Reply;
+use super::{Reply, replies};
+
+pub use super::address::{Path, PathError, PathOptions, parse_path, parse_path_with};
 
 /// The verbs the server knows. Anything else is [`Verb::Unknown`] and counts against the
 /// bogus-command budget.
@@ -79,41 +82,53 @@ pub struct CommandLine<'a> {
     /// The verb as sent, upper-cased (for the replies to unknown verbs). Borrowed, without
     /// an allocation, for the known verbs.
     pub verb_text: std::borrow::Cow<'static, str>,
-    /// The argument with surrounding white space removed; `None` when there is none.
+    /// The argument with surrounding white space removed; `None` when there is none. With
+    /// SMTPUTF8 on, an argument that is not UTF-8 reads as [`NOT_UTF8`]; see
+    /// [`CommandLine::arg_is_utf8`].
     pub arg: Option<&'a str>,
+    /// The argument as sent, without surrounding ASCII white space; `None` when there is none.
+    pub raw_arg: Option<&'a [u8]>,
+}
+
+/// What [`CommandLine::arg`] holds for an argument that is not UTF-8 (SMTPUTF8 on): U+FFFD,
+/// the replacement character. aiosmtpd decodes such an argument with surrogate escapes and
+/// goes on; this reads the same where the argument only has to match something: NOOP ignores
+/// it, HELP and AUTH find no topic or mechanism of that name, QUIT and DATA take none, and
+/// HELO/EHLO record it as the client's (undecodable) name. MAIL and RCPT must not record it
+/// as an address: they answer [`replies::address_not_utf8`].
+pub const NOT_UTF8: &str = "\u{fffd}";
+
+impl CommandLine<'_> {
+    /// Whether the argument, if any, is UTF-8, so that [`CommandLine::arg`] is what was sent.
+    pub fn arg_is_utf8(&self) -> bool {
+        self.raw_arg
+            .is_none_or(|raw| std::str::from_utf8(raw).is_ok())
+    }
 }
 
 /// Splits a command line (without its line ending) into verb and argument.
 ///
 /// The verb ends at the first space; it is matched case-insensitively. The argument must be
-/// ASCII unless SMTPUTF8 is enabled, in which case it must be UTF-8.
+/// ASCII unless SMTPUTF8 is enabled; then one that is not UTF-8 reads as [`NOT_UTF8`].
 pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<CommandLine<'_>, Reply> {
     if line.is_empty() {
-        return Err(Reply::from("500 Error: bad syntax"));
+        return Err(replies::BAD_SYNTAX);
     }
     let (verb, rest) = match memchr::memchr(b' ', line) {
         Some(i) => (&line[..i], Some(&line[i + 1..])),
         None => (line, None),
     };
     if !verb.is_ascii() || verb.is_empty() {
-        return Err(Reply::from("500 Error: bad syntax"));
+        return Err(replies::BAD_SYNTAX);
     }
-    let arg = match rest {
+    let raw_arg = rest.map(<[u8]>::trim_ascii).filter(|raw| !raw.is_empty());
+    let arg = match raw_arg {
         None => None,
-        Some(rest) => {
-            let text = if smtputf8 {
-                std::str::from_utf8(rest)
-                    .map_err(|_| Reply::from("500 Error: strict ASCII mode"))?
-            } else if rest.is_ascii() {
-                // ASCII is valid UTF-8.
-                std::str::from_utf8(rest)
-                    .map_err(|_| Reply::from("500 Error: strict ASCII mode"))?
-            } else {
-                return Err(Reply::from("500 Error: strict ASCII mode"));
-            };
-            let text = text.trim();
-            (!text.is_empty()).then_some(text)
-        }
+        Some(raw) if !smtputf8 && !raw.is_ascii() => return Err(replies::STRICT_ASCII),
+        Some(raw) => match std::str::from_utf8(raw) {
+            Ok(text) => Some(text.trim()).filter(|text| !text.is_empty()),
+            Err(_) => Some(NOT_UTF8),
+        },
     };
     // Known verbs are at most 8 letters: upper-case them on the stack, not in a new String.
     let mut upper = [0u8; 8];
@@ -139,134 +154,8 @@ pub fn parse_command(line: &[u8], smtputf8: bool) -> Result<CommandLine<'_>, Rep
         verb,
         verb_text,
         arg,
+        raw_arg,
     })
-}
-
-/// Why a MAIL or RCPT argument was refused.
-#[derive(Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PathError {
-    /// The keyword (`FROM:`/`TO:`) or the address is missing: a 501 syntax reply.
-    Syntax,
-    /// The address does not parse: `553 5.1.3 Error: malformed address`.
-    Malformed,
-}
-
-/// A reverse- or forward-path with its ESMTP parameters.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Path {
-    /// The address without angle brackets or source route; `<>` for the null path.
-    pub address: String,
-    /// The parameters, upper-cased (`SIZE=1024`, `BODY=8BITMIME`).
-    pub params: Vec<String>,
-    /// The parameters as sent: xtext values (`ENVID=`, `ORCPT=`) are case-sensitive.
-    pub raw_params: Vec<String>,
-}
-
-/// Parses `FROM:<address> params…` (or `TO:`); `keyword` includes the colon.
-pub fn parse_path(arg: Option<&str>, keyword: &str) -> Result<Path, PathError> {
-    let arg = arg.ok_or(PathError::Syntax)?;
-    let head = arg.get(..keyword.len()).ok_or(PathError::Syntax)?;
-    if !head.eq_ignore_ascii_case(keyword) {
-        return Err(PathError::Syntax);
-    }
-    let rest = arg[keyword.len()..].trim_start();
-    if rest.is_empty() {
-        return Err(PathError::Syntax);
-    }
-    let (address, params) = if let Some(inner) = rest.strip_prefix('<') {
-        let end = closing_bracket(inner).ok_or(PathError::Malformed)?;
-        let address = &inner[..end];
-        let after = &inner[end + 1..];
-        if !after.is_empty() && !after.starts_with(' ') {
-            return Err(PathError::Malformed);
-        }
-        let address = if address.is_empty() {
-            "<>"
-        } else {
-            strip_source_route(address)?
-        };
-        (address, after)
-    } else {
-        let end = rest.find(' ').unwrap_or(rest.len());
-        (&rest[..end], &rest[end..])
-    };
-    if address != "<>" {
-        validate_address(address)?;
-    }
-    let raw_params: Vec<String> = params.split_whitespace().map(str::to_owned).collect();
-    let params = raw_params.iter().map(|p| p.to_ascii_uppercase()).collect();
-    Ok(Path {
-        address: address.to_owned(),
-        params,
-        raw_params,
-    })
-}
-
-/// The index of the `>` that closes an angle address, skipping quoted strings.
-fn closing_bracket(s: &str) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '>' if !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Drops an RFC 5321 source route (`@a,@b:user@c`), which must be accepted and ignored.
-fn strip_source_route(address: &str) -> Result<&str, PathError> {
-    if address.starts_with('@') {
-        let colon = address.find(':').ok_or(PathError::Malformed)?;
-        Ok(&address[colon + 1..])
-    } else {
-        Ok(address)
-    }
-}
-
-fn validate_address(address: &str) -> Result<(), PathError> {
-    if address.is_empty() || address.len() > 320 {
-        return Err(PathError::Malformed);
-    }
-    if address.eq_ignore_ascii_case("postmaster") {
-        return Ok(());
-    }
-    let (local, domain) = match address.rfind('@') {
-        Some(at) => (&address[..at], &address[at + 1..]),
-        None => (address, ""),
-    };
-    if local.is_empty() || address.ends_with('@') {
-        return Err(PathError::Malformed);
-    }
-    let quoted = local.len() >= 2 && local.starts_with('"') && local.ends_with('"');
-    // An unquoted `@` in the local part (`a@b@c`) is refused, as aiosmtpd's parser does.
-    let bad_char = |c: char| {
-        c.is_control() || c == '<' || c == '>' || (!quoted && (c == ' ' || c == '"' || c == '@'))
-    };
-    if local.chars().any(bad_char) || local.len() > 64 && !quoted {
-        return Err(PathError::Malformed);
-    }
-    let literal = domain.starts_with('[') && domain.ends_with(']');
-    let bad_domain = |c: char| {
-        c.is_control()
-            || c.is_whitespace()
-            || matches!(
-                c,
-                '<' | '>' | '(' | ')' | '"' | '@' | ',' | ';' | ':' | '\\'
-            )
-    };
-    // A literal may hold `:` (IPv6) but, like any domain, no control character or space:
-    // the address ends up in headers and logs.
-    let bad_literal = |c: char| c.is_control() || c.is_whitespace();
-    if !literal && domain.chars().any(bad_domain) || literal && domain.chars().any(bad_literal) {
-        return Err(PathError::Malformed);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -303,49 +192,51 @@ mod tests {
         assert_eq!(utf8.arg, Some("FROM:<\u{e9}@b>"));
     }
 
+    /// Issue 13: with SMTPUTF8 on, `NOOP \xff` got `500 Error: strict ASCII mode`, a text
+    /// that is wrong when the server offers SMTPUTF8; aiosmtpd accepts the line.
     #[test]
-    fn paths() {
-        let ok = |address: &str, params: &[&str]| {
-            Ok(Path {
-                address: address.into(),
-                params: params.iter().map(|s| s.to_string()).collect(),
-                raw_params: params.iter().map(|s| s.to_lowercase()).collect(),
-            })
-        };
-        let cases: &[(&str, Result<Path, PathError>)] = &[
-            ("FROM:<a@example.com>", ok("a@example.com", &[])),
-            ("from: <a@example.com>", ok("a@example.com", &[])),
-            ("FROM:a@example.com", ok("a@example.com", &[])),
-            ("FROM:<>", ok("<>", &[])),
+    fn arguments_that_are_not_utf8() {
+        type Case<'a> = (
+            &'a [u8],
+            bool,
+            Result<(Verb, Option<&'a str>, bool), &'a str>,
+        );
+        let cases: &[Case] = &[
+            (b"NOOP \xff", true, Ok((Verb::Noop, Some(NOT_UTF8), false))),
             (
-                "FROM:<a@b> size=100 body=8bitmime",
-                ok("a@b", &["SIZE=100", "BODY=8BITMIME"]),
+                b"HELP \xffHELO ",
+                true,
+                Ok((Verb::Help, Some(NOT_UTF8), false)),
             ),
-            ("FROM:<@relay,@other:a@b>", ok("a@b", &[])),
-            ("FROM:<\"john doe\"@b>", ok("\"john doe\"@b", &[])),
-            ("FROM:<Postmaster>", ok("Postmaster", &[])),
-            ("FROM:<[127.0.0.1]@b>", ok("[127.0.0.1]@b", &[])),
-            ("FROM:", Err(PathError::Syntax)),
-            ("FROM", Err(PathError::Syntax)),
-            ("TO:<a@b>", Err(PathError::Syntax)),
-            ("FROM:<a@b", Err(PathError::Malformed)),
-            ("FROM:<a b@c>", Err(PathError::Malformed)),
-            ("FROM:<a@b>x", Err(PathError::Malformed)),
-            ("FROM:<@b>", Err(PathError::Malformed)),
-            ("FROM:<a@>", Err(PathError::Malformed)),
-            ("FROM:<a@b@c>", Err(PathError::Malformed)),
-            ("FROM:<\"a@b\"@c>", ok("\"a@b\"@c", &[])),
-            // Regression: control characters inside a domain literal were accepted (found by
-            // the command fuzz target); they would reach headers and logs.
-            ("FROM:<a@[127.0.0.1\r]>", Err(PathError::Malformed)),
-            ("FROM:<a@[127\0.0.0.1]>", Err(PathError::Malformed)),
-            ("FROM:<a@[1 27.0.0.1]>", Err(PathError::Malformed)),
-            ("FROM:<a@[IPv6:::1]>", ok("a@[IPv6:::1]", &[])),
+            (
+                b"MAIL FROM:anne\xff@example.com",
+                true,
+                Ok((Verb::Mail, Some(NOT_UTF8), false)),
+            ),
+            (
+                b"RCPT TO:<\xc3>",
+                true,
+                Ok((Verb::Rcpt, Some(NOT_UTF8), false)),
+            ),
+            (
+                b"NOOP \xc3\xa9",
+                true,
+                Ok((Verb::Noop, Some("\u{e9}"), true)),
+            ),
+            (b"NOOP  ", true, Ok((Verb::Noop, None, true))),
+            (b"NOOP", true, Ok((Verb::Noop, None, true))),
+            (b"NOOP \xff", false, Err("500 Error: strict ASCII mode")),
+            (b"NOOP \xc3\xa9", false, Err("500 Error: strict ASCII mode")),
+            (b"N\xffOOP", true, Err("500 Error: bad syntax")),
         ];
-        for (arg, expected) in cases {
-            assert_eq!(&parse_path(Some(arg), "FROM:"), expected, "{arg}");
+        for (line, smtputf8, expected) in cases {
+            let got = parse_command(line, *smtputf8)
+                .map(|c| (c.verb, c.arg, c.arg_is_utf8()))
+                .map_err(|r| r.to_string());
+            let expected = (*expected).map_err(str::to_owned);
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(line));
         }
-        assert_eq!(parse_path(None, "FROM:"), Err(PathError::Syntax));
-        assert_eq!(parse_path(Some("TO:<x@y>"), "TO:"), ok("x@y", &[]));
+        let cmd = parse_command(b"NOOP  \xff x ", true).unwrap();
+        assert_eq!(cmd.raw_arg, Some(&b"\xff x"[..]));
     }
 }

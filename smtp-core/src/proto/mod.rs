@@ -2,15 +2,22 @@
 //! and DATA. Everything here is a pure function of its input, so it is tested with tables of
 //! bytes and fuzzed apart from the network.
 
+pub mod address;
 pub mod command;
 pub mod data;
+mod dsn;
 pub mod line;
 pub mod params;
 pub mod proxy;
+pub mod replies;
 pub mod reply;
 
+pub use address::{PathOptions, parse_path_with};
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
 pub use data::{DataDecoder, DataError};
 pub use line::{Frame, LineFramer};
-pub use params::{Bdat, MailDsn, Notify, Orcpt, RcptDsn, Ret, parse_bdat};
+pub use params::{
+    Bdat, BodyType, MailDsn, MailParams, Notify, Orcpt, ParamPolicy, RcptDsn, RcptParams, Ret,
+    parse_bdat, parse_mail_params, parse_rcpt_params,
+};
 pub use reply::{Reply, enhanced_code};

@@ -1,5 +1,11 @@
-//! Arguments of the service extensions: `BDAT` (RFC 3030) and the DSN parameters of MAIL and
-//! RCPT (RFC 3461).
+//! Arguments of the service extensions: `BDAT` (RFC 3030), and the parameters of MAIL and RCPT
+//! (RFC 5321 §4.1.2) read into typed values: `SIZE`, `BODY`, `SMTPUTF8` and DSN's.
+
+use super::{Reply, Verb, replies};
+
+pub use super::dsn::{
+    DsnError, MailDsn, Notify, Orcpt, RcptDsn, Ret, decode_xtext, mail_dsn_param, rcpt_dsn_param,
+};
 
 /// The arguments of `BDAT <chunk-size> [LAST]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,179 +36,160 @@ pub fn parse_bdat(arg: Option<&str>) -> Option<Bdat> {
     Some(Bdat { size, last })
 }
 
-/// `RET` of MAIL: what a failure DSN returns of the message.
+/// MAIL's `BODY=` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ret {
-    /// `RET=FULL`: the whole message.
-    Full,
-    /// `RET=HDRS`: the headers only.
-    Hdrs,
+pub enum BodyType {
+    /// `BODY=7BIT`.
+    SevenBit,
+    /// `BODY=8BITMIME` (RFC 6152).
+    EightBitMime,
+    /// `BODY=BINARYMIME` (RFC 3030): the message can only come with BDAT.
+    BinaryMime,
 }
 
-/// The DSN parameters of MAIL (RFC 3461 §4.3, §4.4).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MailDsn {
-    /// `RET=FULL|HDRS`.
-    pub ret: Option<Ret>,
-    /// `ENVID=`, xtext-decoded.
-    pub envid: Option<String>,
-}
-
-/// When to send a DSN for a recipient (`NOTIFY=`, RFC 3461 §4.1).
+/// What the server offers, which decides the meaning of MAIL and RCPT parameters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Notify {
-    /// `SUCCESS` was asked.
-    pub success: bool,
-    /// `FAILURE` was asked.
-    pub failure: bool,
-    /// `DELAY` was asked.
-    pub delay: bool,
+#[non_exhaustive]
+pub struct ParamPolicy {
+    /// DSN is offered: `RET`, `ENVID`, `NOTIFY`, `ORCPT` are read. Default is off.
+    pub dsn: bool,
+    /// CHUNKING is offered, so `BODY=BINARYMIME` is allowed. Default is off.
+    pub chunking: bool,
+    /// SMTPUTF8 is offered, so MAIL may carry `SMTPUTF8`. Default is off.
+    pub smtputf8: bool,
+    /// The largest message, which a larger `SIZE=` is refused for. Default is no limit.
+    pub size_limit: Option<usize>,
 }
 
-impl Notify {
-    /// Whether this is `NOTIFY=NEVER`.
-    pub fn is_never(&self) -> bool {
-        !self.success && !self.failure && !self.delay
+impl ParamPolicy {
+    /// The policy of a server that offers DSN, CHUNKING and SMTPUTF8 as given.
+    pub fn new(dsn: bool, chunking: bool, smtputf8: bool, size_limit: Option<usize>) -> Self {
+        ParamPolicy {
+            dsn,
+            chunking,
+            smtputf8,
+            size_limit,
+        }
     }
 }
 
-/// `ORCPT=addr-type;xtext` (RFC 3461 §4.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Orcpt {
-    /// The address type, e.g. `rfc822`, as sent.
-    pub addr_type: String,
-    /// The original recipient, xtext-decoded.
-    pub address: String,
-}
-
-/// The DSN parameters of one RCPT.
+/// The parameters of one MAIL command.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RcptDsn {
-    /// `NOTIFY=`.
-    pub notify: Option<Notify>,
-    /// `ORCPT=`.
-    pub orcpt: Option<Orcpt>,
+#[non_exhaustive]
+pub struct MailParams {
+    /// `SIZE=`: the client's estimate of the message size (RFC 1870).
+    pub size: Option<u64>,
+    /// `BODY=`.
+    pub body: Option<BodyType>,
+    /// `SMTPUTF8` was given (RFC 6531).
+    pub smtputf8: bool,
+    /// `RET=` and `ENVID=` (RFC 3461); empty unless the policy offers DSN.
+    pub dsn: MailDsn,
 }
 
-/// Why a DSN parameter was refused: the reply's text, after `501 5.5.4 `.
-pub type DsnError = &'static str;
-
-/// Takes `key=value` (key upper-cased, value as sent) into `dsn` if it is a DSN parameter of
-/// MAIL. `Ok(false)`: not a DSN parameter.
-pub fn mail_dsn_param(dsn: &mut MailDsn, key: &str, value: Option<&str>) -> Result<bool, DsnError> {
-    match key {
-        "RET" => {
-            if dsn.ret.is_some() {
-                return Err("Error: duplicate RET parameter");
-            }
-            dsn.ret = Some(match value.map(str::to_ascii_uppercase).as_deref() {
-                Some("FULL") => Ret::Full,
-                Some("HDRS") => Ret::Hdrs,
-                _ => return Err("Error: RET must be FULL or HDRS"),
-            });
-        }
-        "ENVID" => {
-            if dsn.envid.is_some() {
-                return Err("Error: duplicate ENVID parameter");
-            }
-            // RFC 3461 §4.4: at most 100 characters, printable ASCII in xtext.
-            let envid = value
-                .filter(|v| v.len() <= 100)
-                .and_then(decode_xtext)
-                .ok_or("Error: malformed ENVID parameter")?;
-            dsn.envid = Some(envid);
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
+/// The parameters of one RCPT command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RcptParams {
+    /// `NOTIFY=` and `ORCPT=` (RFC 3461); empty unless the policy offers DSN.
+    pub dsn: RcptDsn,
 }
 
-/// Takes `key=value` into `dsn` if it is a DSN parameter of RCPT. `Ok(false)`: not one.
-pub fn rcpt_dsn_param(dsn: &mut RcptDsn, key: &str, value: Option<&str>) -> Result<bool, DsnError> {
-    match key {
-        "NOTIFY" => {
-            if dsn.notify.is_some() {
-                return Err("Error: duplicate NOTIFY parameter");
-            }
-            dsn.notify = Some(
-                parse_notify(value)
-                    .ok_or("Error: NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY")?,
-            );
+/// Reads MAIL's parameters (as sent: xtext values are case-sensitive) into typed values.
+///
+/// All parameters must be `keyword[=value]` first, else the whole command is a syntax error
+/// (501), as in aiosmtpd; then each is read in order and the first one refused decides the
+/// reply. A well-formed parameter the policy does not offer gets 555 (RFC 5321 §4.1.1.11).
+pub fn parse_mail_params<S: AsRef<str>>(
+    params: &[S],
+    policy: &ParamPolicy,
+) -> Result<MailParams, Reply> {
+    let syntax = || replies::syntax(Verb::Mail, true);
+    let params = split_params(params).ok_or_else(syntax)?;
+    let mut mail = MailParams::default();
+    for (key, value) in params {
+        if dsn_param(policy, || mail_dsn_param(&mut mail.dsn, &key, value))? {
+            continue;
         }
-        "ORCPT" => {
-            if dsn.orcpt.is_some() {
-                return Err("Error: duplicate ORCPT parameter");
+        let upper = value.map(str::to_ascii_uppercase);
+        match (key.as_str(), upper.as_deref()) {
+            ("BODY", Some("7BIT")) => mail.body = Some(BodyType::SevenBit),
+            ("BODY", Some("8BITMIME")) => mail.body = Some(BodyType::EightBitMime),
+            ("BODY", Some("BINARYMIME")) if policy.chunking => {
+                mail.body = Some(BodyType::BinaryMime)
             }
-            dsn.orcpt = Some(parse_orcpt(value).ok_or("Error: malformed ORCPT parameter")?);
+            ("BODY", _) if policy.chunking => return Err(replies::BODY_WITH_BINARYMIME),
+            ("BODY", _) => return Err(replies::BODY_7BIT_8BITMIME),
+            ("SMTPUTF8", Some(_)) => return Err(replies::SMTPUTF8_TAKES_NO_ARGUMENTS),
+            ("SMTPUTF8", None) if !policy.smtputf8 => return Err(replies::SMTPUTF8_DISABLED),
+            ("SMTPUTF8", None) => mail.smtputf8 = true,
+            ("SIZE", size) => {
+                // RFC 1870: 1*20DIGIT; `SIZE` without a value is a syntax error in aiosmtpd.
+                let size = size
+                    .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(syntax)?;
+                if policy.size_limit.is_some_and(|limit| size > limit as u64) {
+                    return Err(replies::SIZE_EXCEEDS_LIMIT);
+                }
+                mail.size = Some(size);
+            }
+            _ => return Err(replies::MAIL_PARAMS_UNKNOWN),
         }
-        _ => return Ok(false),
     }
-    Ok(true)
+    Ok(mail)
 }
 
-fn parse_notify(value: Option<&str>) -> Option<Notify> {
-    let value = value?.to_ascii_uppercase();
-    if value == "NEVER" {
-        return Some(Notify::default());
-    }
-    let mut notify = Notify::default();
-    for word in value.split(',') {
-        let flag = match word {
-            "SUCCESS" => &mut notify.success,
-            "FAILURE" => &mut notify.failure,
-            "DELAY" => &mut notify.delay,
-            _ => return None,
-        };
-        if *flag {
-            return None;
+/// Reads RCPT's parameters (as sent) into typed values; the replies follow
+/// [`parse_mail_params`].
+pub fn parse_rcpt_params<S: AsRef<str>>(
+    params: &[S],
+    policy: &ParamPolicy,
+) -> Result<RcptParams, Reply> {
+    let params = split_params(params).ok_or_else(|| replies::syntax(Verb::Rcpt, true))?;
+    let mut rcpt = RcptParams::default();
+    for (key, value) in params {
+        if dsn_param(policy, || rcpt_dsn_param(&mut rcpt.dsn, &key, value))? {
+            continue;
         }
-        *flag = true;
+        return Err(replies::RCPT_PARAMS_UNKNOWN);
     }
-    Some(notify)
+    Ok(rcpt)
 }
 
-fn parse_orcpt(value: Option<&str>) -> Option<Orcpt> {
-    let value = value?;
-    // RFC 3461 §4.2: at most 500 characters.
-    if value.len() > 500 {
-        return None;
+/// Whether `take` took a DSN parameter, which it may only when the policy offers DSN.
+fn dsn_param(
+    policy: &ParamPolicy,
+    take: impl FnOnce() -> Result<bool, DsnError>,
+) -> Result<bool, Reply> {
+    if !policy.dsn {
+        return Ok(false);
     }
-    let (addr_type, xtext) = value.split_once(';')?;
-    let atom = |c: char| c.is_ascii_alphanumeric() || c == '-';
-    if addr_type.is_empty() || !addr_type.chars().all(atom) || xtext.is_empty() {
-        return None;
-    }
-    Some(Orcpt {
-        addr_type: addr_type.to_owned(),
-        address: decode_xtext(xtext)?,
-    })
+    take().map_err(replies::dsn_error)
 }
 
-/// Decodes xtext (RFC 3461 §4): printable ASCII but `+` and `=`, and `+XX` with upper-case hex.
-pub fn decode_xtext(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let digit = |b: u8| match b {
-                    b'0'..=b'9' => Some(b - b'0'),
-                    b'A'..=b'F' => Some(b - b'A' + 10),
-                    _ => None,
-                };
-                out.push(digit(hex[0])? * 16 + digit(hex[1])?);
-                i += 3;
-            }
-            b'!'..=b'~' if bytes[i] != b'=' => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    String::from_utf8(out).ok()
+/// Splits each `keyword[=value]` into its upper-cased keyword and its value as sent, or `None`
+/// when one is not that syntax: the keyword is a letter or digit, then letters, digits and
+/// `-`; a value, when there is `=`, is not empty and has no control character (RFC 5321
+/// §4.1.2 `esmtp-param`).
+fn split_params<S: AsRef<str>>(params: &[S]) -> Option<Vec<(String, Option<&str>)>> {
+    params
+        .iter()
+        .map(|param| {
+            let param = param.as_ref();
+            let (key, value) = match param.split_once('=') {
+                Some((key, value)) => (key, Some(value)),
+                None => (param, None),
+            };
+            let keyword = key
+                .as_bytes()
+                .first()
+                .is_some_and(u8::is_ascii_alphanumeric)
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let value_ok = value.is_none_or(|v| !v.is_empty() && !v.chars().any(char::is_control));
+            (keyword && value_ok).then(|| (key.to_ascii_uppercase(), value))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -234,163 +221,186 @@ mod tests {
         }
     }
 
-    #[test]
-    fn xtext() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("abc", Some("abc")),
-            ("a+2Bb", Some("a+b")),
-            ("a+3Db", Some("a=b")),
-            ("+20", Some(" ")),
-            ("a+2b", None),
-            ("a+2", None),
-            ("a=b", None),
-            ("a b", None),
-            ("", Some("")),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(decode_xtext(text).as_deref(), *expected, "{text}");
+    fn mail(size: Option<u64>, body: Option<BodyType>, smtputf8: bool) -> MailParams {
+        MailParams {
+            size,
+            body,
+            smtputf8,
+            ..MailParams::default()
         }
     }
 
-    #[test]
-    fn mail_parameters() {
-        type Case<'a> = (&'a [(&'a str, Option<&'a str>)], Result<MailDsn, &'a str>);
-        let cases: &[Case] = &[
-            (
-                &[("RET", Some("FULL")), ("ENVID", Some("QQ314159"))],
-                Ok(MailDsn {
-                    ret: Some(Ret::Full),
-                    envid: Some("QQ314159".into()),
-                }),
-            ),
-            (
-                &[("RET", Some("hdrs"))],
-                Ok(MailDsn {
-                    ret: Some(Ret::Hdrs),
-                    envid: None,
-                }),
-            ),
-            (
-                &[("ENVID", Some("a+2Bb"))],
-                Ok(MailDsn {
-                    ret: None,
-                    envid: Some("a+b".into()),
-                }),
-            ),
-            (
-                &[("RET", Some("ALL"))],
-                Err("Error: RET must be FULL or HDRS"),
-            ),
-            (&[("RET", None)], Err("Error: RET must be FULL or HDRS")),
-            (
-                &[("RET", Some("FULL")), ("RET", Some("HDRS"))],
-                Err("Error: duplicate RET parameter"),
-            ),
-            (
-                &[("ENVID", Some("a=b"))],
-                Err("Error: malformed ENVID parameter"),
-            ),
-            (&[("ENVID", None)], Err("Error: malformed ENVID parameter")),
-        ];
-        for (params, expected) in cases {
-            let mut dsn = MailDsn::default();
-            let got = params
-                .iter()
-                .try_for_each(|(k, v)| mail_dsn_param(&mut dsn, k, *v).map(|taken| assert!(taken)))
-                .map(|()| dsn);
-            assert_eq!(got, expected.clone(), "{params:?}");
-        }
-        assert_eq!(
-            mail_dsn_param(&mut MailDsn::default(), "SIZE", Some("1")),
-            Ok(false)
-        );
-    }
+    const MAIL_SYNTAX: &str = "501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]";
+    const RCPT_SYNTAX: &str = "501 Syntax: RCPT TO: <address> [SP <mail-parameters>]";
+    const MAIL_UNKNOWN: &str = "555 MAIL FROM parameters not recognized or not implemented";
+    const RCPT_UNKNOWN: &str = "555 RCPT TO parameters not recognized or not implemented";
 
+    /// Every MAIL parameter reply, as the engine sent them before the parsing moved here,
+    /// and issue 13's syntax errors (501 for what is not `keyword[=value]`, 555 for what is).
     #[test]
-    fn rcpt_parameters() {
-        let notify = |success, failure, delay| Notify {
-            success,
-            failure,
-            delay,
+    fn mail_params() {
+        let off = ParamPolicy::default();
+        let all = ParamPolicy::new(true, true, true, Some(1000));
+        let dsn = MailDsn {
+            ret: Some(Ret::Hdrs),
+            envid: Some("Q+1".into()),
         };
-        type Case<'a> = (&'a str, Option<&'a str>, Result<RcptDsn, &'a str>);
-        let bad_notify = "Error: NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY";
+        type Case<'a> = (&'a [&'a str], ParamPolicy, Result<MailParams, &'a str>);
         let cases: &[Case] = &[
+            (&[], off, Ok(MailParams::default())),
+            (&["SIZE=100"], off, Ok(mail(Some(100), None, false))),
+            (&["size=0"], all, Ok(mail(Some(0), None, false))),
+            (&["SIZE=1000"], all, Ok(mail(Some(1000), None, false))),
             (
-                "NOTIFY",
-                Some("NEVER"),
-                Ok(RcptDsn {
-                    notify: Some(notify(false, false, false)),
-                    orcpt: None,
+                &["SIZE=1001"],
+                all,
+                Err("552 Error: message size exceeds fixed maximum message size"),
+            ),
+            (
+                &["SIZE=99999999999"],
+                off,
+                Ok(mail(Some(99999999999), None, false)),
+            ),
+            (&["SIZE=abc"], off, Err(MAIL_SYNTAX)),
+            (&["SIZE=+5"], off, Err(MAIL_SYNTAX)),
+            (&["SIZE=99999999999999999999"], off, Err(MAIL_SYNTAX)),
+            // `MAIL FROM:<a@example.com> SIZE 10000`.
+            (&["SIZE", "10000"], off, Err(MAIL_SYNTAX)),
+            (&["SIZE="], off, Err(MAIL_SYNTAX)),
+            (
+                &["BODY=7BIT"],
+                off,
+                Ok(mail(None, Some(BodyType::SevenBit), false)),
+            ),
+            (
+                &["body=8bitmime"],
+                off,
+                Ok(mail(None, Some(BodyType::EightBitMime), false)),
+            ),
+            (
+                &["BODY=BINARYMIME"],
+                all,
+                Ok(mail(None, Some(BodyType::BinaryMime), false)),
+            ),
+            (
+                &["BODY=BINARYMIME"],
+                off,
+                Err("501 Error: BODY can only be one of 7BIT, 8BITMIME"),
+            ),
+            (
+                &["BODY=UTF8"],
+                all,
+                Err("501 Error: BODY can only be one of 7BIT, 8BITMIME, BINARYMIME"),
+            ),
+            (
+                &["BODY"],
+                off,
+                Err("501 Error: BODY can only be one of 7BIT, 8BITMIME"),
+            ),
+            (&["SMTPUTF8"], all, Ok(mail(None, None, true))),
+            (&["SMTPUTF8"], off, Err("501 Error: SMTPUTF8 disabled")),
+            (
+                &["SMTPUTF8=yes"],
+                all,
+                Err("501 Error: SMTPUTF8 takes no arguments"),
+            ),
+            (
+                &["SIZE=10", "BODY=8BITMIME", "SMTPUTF8"],
+                all,
+                Ok(mail(Some(10), Some(BodyType::EightBitMime), true)),
+            ),
+            (
+                &["RET=hdrs", "ENVID=Q+2B1"],
+                all,
+                Ok(MailParams {
+                    dsn: dsn.clone(),
+                    ..MailParams::default()
                 }),
             ),
+            (&["RET=HDRS"], off, Err(MAIL_UNKNOWN)),
             (
-                "NOTIFY",
-                Some("success,Delay"),
-                Ok(RcptDsn {
-                    notify: Some(notify(true, false, true)),
-                    orcpt: None,
-                }),
+                &["RET=ALL"],
+                all,
+                Err("501 5.5.4 Error: RET must be FULL or HDRS"),
             ),
             (
-                "NOTIFY",
-                Some("FAILURE"),
-                Ok(RcptDsn {
-                    notify: Some(notify(false, true, false)),
-                    orcpt: None,
-                }),
+                &["RET=FULL", "RET=HDRS"],
+                all,
+                Err("501 5.5.4 Error: duplicate RET parameter"),
             ),
-            ("NOTIFY", Some("NEVER,SUCCESS"), Err(bad_notify)),
-            ("NOTIFY", Some("SUCCESS,SUCCESS"), Err(bad_notify)),
-            ("NOTIFY", Some("SOMETIMES"), Err(bad_notify)),
-            ("NOTIFY", Some(""), Err(bad_notify)),
-            ("NOTIFY", None, Err(bad_notify)),
+            (&["X-UNKNOWN=1"], all, Err(MAIL_UNKNOWN)),
+            (&["AUTH=<>"], all, Err(MAIL_UNKNOWN)),
+            (&["10000"], off, Err(MAIL_UNKNOWN)),
+            (&["#$%=!@#"], all, Err(MAIL_SYNTAX)),
+            (&["-X=1"], off, Err(MAIL_SYNTAX)),
+            (&["X_Y=1"], off, Err(MAIL_SYNTAX)),
+            (&["X=a\u{7f}"], off, Err(MAIL_SYNTAX)),
+            (&["=1"], off, Err(MAIL_SYNTAX)),
+            (&["(comment)"], off, Err(MAIL_SYNTAX)),
+            // The whole line is checked for syntax first, as in aiosmtpd.
+            (&["X-UNKNOWN=1", "#"], off, Err(MAIL_SYNTAX)),
             (
-                "ORCPT",
-                Some("rfc822;Bob+2BX@example.com"),
-                Ok(RcptDsn {
-                    notify: None,
-                    orcpt: Some(Orcpt {
-                        addr_type: "rfc822".into(),
-                        address: "Bob+X@example.com".into(),
-                    }),
-                }),
+                &["SIZE=5000", "X-UNKNOWN=1"],
+                all,
+                Err("552 Error: message size exceeds fixed maximum message size"),
             ),
-            (
-                "ORCPT",
-                Some("rfc822"),
-                Err("Error: malformed ORCPT parameter"),
-            ),
-            (
-                "ORCPT",
-                Some(";a@b"),
-                Err("Error: malformed ORCPT parameter"),
-            ),
-            (
-                "ORCPT",
-                Some("rfc822;"),
-                Err("Error: malformed ORCPT parameter"),
-            ),
-            (
-                "ORCPT",
-                Some("rfc822;a=b"),
-                Err("Error: malformed ORCPT parameter"),
-            ),
+            (&["X-UNKNOWN=1", "SIZE=5000"], all, Err(MAIL_UNKNOWN)),
         ];
-        for (key, value, expected) in cases {
-            let mut dsn = RcptDsn::default();
-            let got = rcpt_dsn_param(&mut dsn, key, *value).map(|taken| {
-                assert!(taken);
-                dsn
-            });
-            assert_eq!(got, expected.clone(), "{key}={value:?}");
+        for (params, policy, expected) in cases {
+            let got = parse_mail_params(params, policy).map_err(|r| r.to_string());
+            let expected = expected.clone().map_err(str::to_owned);
+            assert_eq!(got, expected, "{params:?} {policy:?}");
         }
-        let mut dsn = RcptDsn::default();
-        assert_eq!(rcpt_dsn_param(&mut dsn, "NOTIFY", Some("NEVER")), Ok(true));
-        assert_eq!(
-            rcpt_dsn_param(&mut dsn, "NOTIFY", Some("NEVER")),
-            Err("Error: duplicate NOTIFY parameter")
-        );
-        assert_eq!(rcpt_dsn_param(&mut dsn, "BODY", Some("7BIT")), Ok(false));
+    }
+
+    #[test]
+    fn rcpt_params() {
+        let off = ParamPolicy::default();
+        let dsn = ParamPolicy::new(true, false, false, None);
+        let notify = RcptParams {
+            dsn: RcptDsn {
+                notify: Some(Notify {
+                    success: true,
+                    failure: false,
+                    delay: false,
+                }),
+                orcpt: Some(Orcpt {
+                    addr_type: "rfc822".into(),
+                    address: "b+x@example.com".into(),
+                }),
+            },
+        };
+        type Case<'a> = (&'a [&'a str], ParamPolicy, Result<RcptParams, &'a str>);
+        let cases: &[Case] = &[
+            (&[], off, Ok(RcptParams::default())),
+            (
+                &["NOTIFY=success", "ORCPT=rfc822;b+2Bx@example.com"],
+                dsn,
+                Ok(notify),
+            ),
+            (&["NOTIFY=NEVER"], off, Err(RCPT_UNKNOWN)),
+            (&["X-UNKNOWN=1"], dsn, Err(RCPT_UNKNOWN)),
+            (&["SIZE=10"], off, Err(RCPT_UNKNOWN)),
+            (
+                &["NOTIFY=SOMETIMES"],
+                dsn,
+                Err("501 5.5.4 Error: NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY"),
+            ),
+            (
+                &["ORCPT=rfc822"],
+                dsn,
+                Err("501 5.5.4 Error: malformed ORCPT parameter"),
+            ),
+            // `RCPT TO:<b@example.com> #$%=!@#`.
+            (&["#$%=!@#"], dsn, Err(RCPT_SYNTAX)),
+            (&["#$%=!@#"], off, Err(RCPT_SYNTAX)),
+            (&["NOTIFY="], dsn, Err(RCPT_SYNTAX)),
+            (&["X-UNKNOWN=1", "@"], off, Err(RCPT_SYNTAX)),
+        ];
+        for (params, policy, expected) in cases {
+            let got = parse_rcpt_params(params, policy).map_err(|r| r.to_string());
+            let expected = expected.clone().map_err(str::to_owned);
+            assert_eq!(got, expected, "{params:?} {policy:?}");
+        }
     }
 }

@@ -30,6 +30,16 @@ impl Reply {
         }
     }
 
+    /// A reply with a fixed text, usable in a `const` (the catalogue in [`super::replies`]).
+    /// Codes outside 200..=599 are taken as 451, as in [`Reply::new`].
+    pub const fn fixed(code: u16, text: &'static str) -> Reply {
+        let code = if matches!(code, 200..=599) { code } else { 451 };
+        Reply {
+            code,
+            text: Cow::Borrowed(text),
+        }
+    }
+
     /// A reply from its whole first line, as aiosmtpd hooks return them: `"250 OK"`.
     ///
     /// A string that does not start with a valid code becomes a `451` whose text is the string,
@@ -109,6 +119,9 @@ impl Reply {
     }
 
     /// Appends the reply in wire form, CRLF after each line.
+    ///
+    /// A line longer than RFC 5321's 512 octets (§4.5.3.1.5) is cut at a character boundary:
+    /// the catalogue already cuts what it echoes, but a hook's text may be any length.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let mut code = [0u8; 3];
         code[0] = b'0' + (self.code / 100) as u8;
@@ -116,6 +129,7 @@ impl Reply {
         code[2] = b'0' + (self.code % 10) as u8;
         let mut lines = self.lines().peekable();
         while let Some(line) = lines.next() {
+            let line = cut(line, MAX_LINE - 6);
             out.extend_from_slice(&code);
             out.push(if lines.peek().is_some() { b'-' } else { b' ' });
             // Replies echo client text (unknown verbs, VRFY): a bare CR or other control
@@ -166,6 +180,21 @@ impl Reply {
         self.write_to(&mut out);
         out
     }
+}
+
+/// The longest reply line, with its code and CRLF (RFC 5321 §4.5.3.1.5).
+pub const MAX_LINE: usize = 512;
+
+/// The longest prefix of `text` of at most `max` octets that ends at a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// `class.subject.detail` (RFC 3463): the class is the reply code's first digit, subject and
@@ -288,6 +317,36 @@ mod tests {
         for (reply, wire) in cases {
             assert_eq!(reply.to_bytes(), *wire, "{reply:?}");
         }
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_512_octets() {
+        // After `a`, every `é` (two octets) ends at an odd offset: 506 octets would split one.
+        let long = format!("a{}", "\u{e9}".repeat(400));
+        let cases: &[(Reply, usize)] = &[
+            (Reply::new(500, "x".repeat(600)), MAX_LINE),
+            (Reply::new(500, "x".repeat(507)), MAX_LINE),
+            (Reply::new(500, "x".repeat(506)), MAX_LINE),
+            (Reply::new(500, "x".repeat(505)), MAX_LINE - 1),
+            (Reply::new(250, long.clone()), MAX_LINE - 1),
+        ];
+        for (reply, len) in cases {
+            let wire = reply.to_bytes();
+            assert_eq!(wire.len(), *len, "{reply:?}");
+            assert!(wire.ends_with(b"\r\n"));
+            assert!(std::str::from_utf8(&wire).is_ok());
+        }
+        let wire = Reply::new(250, format!("short\n{long}")).to_bytes();
+        let lines: Vec<&[u8]> = wire.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines[0], b"250-short\r\n");
+        assert_eq!(lines[1].len(), MAX_LINE - 1);
+    }
+
+    #[test]
+    fn fixed_replies() {
+        const BYE: Reply = Reply::fixed(221, "Bye");
+        assert_eq!(BYE, Reply::from("221 Bye"));
+        assert_eq!(Reply::fixed(99, "x").code(), 451);
     }
 
     #[test]
