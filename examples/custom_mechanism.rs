@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use smtp_core::{
-    AuthAbort, AuthArgs, AuthData, AuthResult, AuthServer, Config, Envelope, Reply, Server,
-    Session, SmtpHandler, StaticUsers, auth_mechanism,
+    AuthAbort, AuthArgs, AuthData, AuthResult, AuthServer, Config, Envelope, MailParams, Reply,
+    Server, Session, SmtpHandler, StaticUsers, auth_mechanism,
 };
 
 /// Accepts tokens from a set of one-time tokens; each works once.
@@ -32,7 +32,7 @@ impl TokenDesk {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &MailParams,
     ) -> Reply {
         if !session.authenticated() {
             return Reply::from("530 5.7.0 Authentication required");

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+pub use crate::proto::BodyType;
 use crate::proto::{MailDsn, RcptDsn};
 
 /// One accepted recipient: its address, its parameters as sent, and their DSN meaning.
@@ -52,17 +53,6 @@ pub struct Envelope {
     pub body_type: Option<BodyType>,
     /// MAIL's DSN parameters (RFC 3461): `RET`, `ENVID`.
     pub dsn: MailDsn,
-}
-
-/// MAIL's `BODY=` value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyType {
-    /// `BODY=7BIT`.
-    SevenBit,
-    /// `BODY=8BITMIME` (RFC 6152).
-    EightBitMime,
-    /// `BODY=BINARYMIME` (RFC 3030): the message can only come with BDAT.
-    BinaryMime,
 }
 
 impl Envelope {

@@ -440,7 +440,7 @@ impl Handler for Recorder {
         _: &mut Session,
         _: &mut Envelope,
         to: &str,
-        _: &[String],
+        _: &crate::RcptParams,
     ) -> Reply {
         if to.starts_with("reject") {
             Reply::from("550 5.1.1 Mailbox unavailable")

@@ -6,6 +6,7 @@ use crate::auth::{AuthArgs, AuthResult, AuthServer, Mechanism};
 use crate::body::BodyMode;
 use crate::envelope::Envelope;
 use crate::proto::Reply;
+use crate::proto::params::{MailParams, RcptParams};
 use crate::proto::proxy::ProxyData;
 use crate::session::Session;
 
@@ -188,13 +189,17 @@ hooks! {
         responses
     }
 
-    /// MAIL FROM, after the server's own checks. Default: `250 OK`.
-    fn handle_mail(&self, session: &mut Session, envelope: &mut Envelope, address: &str, options: &[String]) -> Reply {
+    /// MAIL FROM, after the server's own checks and after the server recorded the sender and
+    /// its parameters in the envelope (raw in `envelope.mail_options`, typed in `params`);
+    /// the hook may amend them, and a negative reply undoes them. Default: `250 OK`.
+    fn handle_mail(&self, session: &mut Session, envelope: &mut Envelope, address: &str, params: &MailParams) -> Reply {
         Reply::ok()
     }
 
-    /// RCPT TO, after the server's own checks. Default: `250 OK`.
-    fn handle_rcpt(&self, session: &mut Session, envelope: &mut Envelope, address: &str, options: &[String]) -> Reply {
+    /// RCPT TO, after the server's own checks and after the server appended the recipient to
+    /// `envelope.recipients`; the hook may amend it, and a negative reply removes it.
+    /// Default: `250 OK`.
+    fn handle_rcpt(&self, session: &mut Session, envelope: &mut Envelope, address: &str, params: &RcptParams) -> Reply {
         Reply::ok()
     }
 

@@ -5,14 +5,14 @@
 //! (RFC 5321), authentication (RFC 4954), STARTTLS (RFC 3207) and pipelining (RFC 2920).
 //!
 //! ```no_run
-//! use smtp_core::{Config, Envelope, Reply, Server, Session, SmtpHandler};
+//! use smtp_core::{Config, Envelope, RcptParams, Reply, Server, Session, SmtpHandler};
 //!
 //! #[derive(SmtpHandler)]
 //! struct Printer;
 //!
 //! #[smtp_core::hooks]
 //! impl Printer {
-//!     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &[String]) -> Reply {
+//!     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &RcptParams) -> Reply {
 //!         if address.ends_with("@example.com") { Reply::ok() } else { Reply::from("550 not relaying to that domain") }
 //!     }
 //!
@@ -101,6 +101,7 @@ pub use config::{CallLimit, Cidr, Config, MinDataRate, ProxyProtocol};
 pub use envelope::{BodyType, Envelope, Recipient};
 pub use extensions::Extensions;
 pub use handler::{Handler, HookError};
+pub use proto::params::{MailParams, RcptParams};
 pub use proto::proxy::{ProxyCommand, ProxyData};
 pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
@@ -169,6 +170,7 @@ pub mod __private {
         pub use crate::envelope::Envelope;
         pub use crate::handler::HookError;
         pub use crate::proto::Reply;
+        pub use crate::proto::params::{MailParams, RcptParams};
         pub use crate::proto::proxy::ProxyData;
         pub use crate::session::Session;
         pub use std::option::Option;

@@ -8,11 +8,12 @@ use tracing::{info, warn};
 
 use super::hooks::caught;
 use super::io::Filled;
-use super::{Connection, Next, replies};
+use super::{Connection, Next};
 use crate::auth::exchange::{AuthArgs, AuthServer};
 use crate::auth::{AuthAbort, AuthResult, LimitKey, user_fingerprint};
 use crate::handler::Handler;
 use crate::proto::Reply;
+use crate::proto::replies;
 use crate::stream::Transport;
 
 impl<H: Handler, S: Transport> Connection<H, S> {
@@ -30,39 +31,37 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     fn auth_precheck(&self, arg: Option<&str>) -> Result<AuthArgs, Reply> {
         let config = &self.shared.config;
         if !self.phase.hello_done() {
-            return Err(Reply::from("503 Error: send EHLO first"));
+            return Err(replies::SEND_EHLO_FIRST);
         }
         if !self.session.extended_smtp() {
-            return Err(Reply::from("500 Error: command 'AUTH' not recognized"));
+            return Err(replies::AUTH_NOT_RECOGNIZED);
         }
         if config.auth_require_tls && !self.session.is_tls() {
-            return Err(Reply::from(
-                "538 5.7.11 Encryption required for requested authentication mechanism",
-            ));
+            return Err(replies::AUTH_ENCRYPTION_REQUIRED);
         }
         if self.session.authenticated() {
-            return Err(Reply::from("503 Already authenticated"));
+            return Err(replies::ALREADY_AUTHENTICATED);
         }
         if self.phase.in_transaction() {
-            return Err(Reply::from("503 5.5.1 Error: MAIL transaction in progress"));
+            return Err(replies::AUTH_IN_TRANSACTION);
         }
         let Some(arg) = arg else {
-            return Err(Reply::from("501 Not enough value"));
+            return Err(replies::AUTH_NOT_ENOUGH_VALUE);
         };
         let mut words = arg.split_whitespace();
         let Some(mechanism) = words.next() else {
-            return Err(Reply::from("501 Not enough value"));
+            return Err(replies::AUTH_NOT_ENOUGH_VALUE);
         };
         let initial = words.next();
         if words.next().is_some() {
-            return Err(Reply::from("501 Too many values"));
+            return Err(replies::AUTH_TOO_MANY_VALUES);
         }
         if self.shared.registry.get(mechanism).is_none() {
-            return Err(Reply::from("504 5.5.4 Unrecognized authentication type"));
+            return Err(replies::AUTH_UNRECOGNIZED_TYPE);
         }
         // The line limit leaves room for `AUTH <name> `; the response itself gets the exact one.
         if initial.is_some_and(|ir| ir.len() > config.max_auth_line) {
-            return Err(replies::too_long_auth());
+            return Err(replies::AUTH_LINE_TOO_LONG);
         }
         Ok(AuthArgs::new(mechanism, initial))
     }
@@ -75,7 +74,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             && limiter.is_blocked(LimitKey::Ip(addr.ip())).await
         {
             return self
-                .auth_failed(&mechanism, None, replies::blocked(), false)
+                .auth_failed(&mechanism, None, replies::AUTH_TEMPORARY_FAILURE, false)
                 .await;
         }
         let before = self.phase.auth();
@@ -120,7 +119,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             }
             Some(AuthAbort::Blocked) => {
                 return self
-                    .auth_failed(&mechanism, user, replies::blocked(), false)
+                    .auth_failed(&mechanism, user, replies::AUTH_TEMPORARY_FAILURE, false)
                     .await;
             }
             Some(abort) => {
@@ -207,8 +206,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             .max_auth_failures
             .is_some_and(|max| self.auth_failures >= max)
         {
-            self.io
-                .push(&Reply::from("421 4.7.0 Too many authentication failures"));
+            self.io.push(&replies::AUTH_TOO_MANY_FAILURES);
             return Next::Close;
         }
         self.push_final(&reply)

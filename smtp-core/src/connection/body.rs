@@ -5,12 +5,13 @@
 
 use tracing::{Instrument as _, info, warn};
 
+use super::Connection;
 use super::hooks::call_hook;
 use super::io::Filled;
-use super::{Connection, replies};
 use crate::body::BodyMode;
 use crate::envelope::BodyType;
 use crate::handler::Handler;
+use crate::proto::replies;
 use crate::proto::{Bdat, DataDecoder, DataError, Reply, Verb};
 use crate::stream::Transport;
 
@@ -66,16 +67,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
         // RFC 3030 §3: DATA cannot carry a binary body, nor join a BDAT transfer.
         if self.phase.is_chunking() {
-            return Err(Reply::from(
-                "503 5.5.1 Error: DATA not allowed during a BDAT transfer",
-            ));
+            return Err(replies::DATA_DURING_BDAT);
         }
         if self.envelope.body_type == Some(BodyType::BinaryMime) {
-            return Err(Reply::from(
-                "503 5.5.1 Error: BODY=BINARYMIME requires BDAT",
-            ));
+            return Err(replies::BINARYMIME_REQUIRES_BDAT);
         }
-        Ok(Reply::from("354 End data with <CR><LF>.<CR><LF>"))
+        Ok(replies::START_DATA)
     }
 
     /// Asks the handler where the body goes.
@@ -135,9 +132,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         self.io.touch();
         let replies = match decoder.error() {
             Some(DataError::LineTooLong) => {
-                vec![Reply::from("500 Line too long (see RFC5321 4.5.3.1.6)")]
+                vec![replies::DATA_LINE_TOO_LONG]
             }
-            Some(DataError::TooMuchData) => vec![replies::too_much_data()],
+            Some(DataError::TooMuchData) => vec![replies::TOO_MUCH_DATA],
             None => self.deliver(body).await,
         };
         self.reset_envelope();
@@ -189,7 +186,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let span = self.transaction.clone();
         if !body.finish().await {
             warn!(parent: &span, "the body sink failed");
-            let reply = Reply::from("451 4.3.0 Error: cannot store the message");
+            let reply = replies::CANNOT_STORE;
             return vec![reply; if lmtp { recipients } else { 1 }];
         }
         info!(parent: &span, size = body.size, recipients, "message received");
@@ -269,16 +266,16 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let too_big = self.phase.chunks().is_some_and(|state| state.too_big);
         if !chunk.last {
             self.io.push(&if too_big {
-                replies::too_much_data()
+                replies::TOO_MUCH_DATA
             } else {
-                Reply::new(250, format!("2.0.0 {} octets received", chunk.size))
+                replies::octets_received(chunk.size)
             });
             return true;
         }
         let size = self.phase.chunks().map_or(0, |state| state.size);
         let replies = match self.phase.take_chunks() {
             Some(state) if !too_big => self.deliver(state.body).await,
-            _ => vec![replies::too_much_data()],
+            _ => vec![replies::TOO_MUCH_DATA],
         };
         self.reset_envelope();
         self.push_all(&replies) && self.message_done(size)

@@ -6,24 +6,19 @@ use tracing::debug;
 
 use super::hooks::call_hook;
 use super::io::AUTH_LINE_OVERHEAD;
-use super::{Connection, Next, replies};
+use super::{Connection, Next};
 use crate::handler::Handler;
-use crate::proto::{Reply, Verb, parse_bdat, parse_command, parse_path};
+use crate::proto::{PathOptions, Reply, Verb, parse_bdat, parse_command, parse_path_with, replies};
 use crate::stream::Transport;
 
 impl<H: Handler, S: Transport> Connection<H, S> {
     pub(super) fn syntax(&self, verb: Verb) -> Reply {
-        let extended = if self.session.extended_smtp() {
-            " [SP <mail-parameters>]"
-        } else {
-            ""
-        };
-        let text = match verb {
-            Verb::Mail => format!("Syntax: MAIL FROM: <address>{extended}"),
-            Verb::Rcpt => format!("Syntax: RCPT TO: <address>{extended}"),
-            _ => format!("Syntax: {}", syntax_of(verb).unwrap_or("")),
-        };
-        Reply::new(501, text)
+        replies::syntax(verb, self.session.extended_smtp())
+    }
+
+    /// How a path is parsed here: the configured local-part limit.
+    pub(super) fn path_options(&self) -> PathOptions {
+        PathOptions::default().with_local_part_limit(self.shared.config.max_local_part)
     }
 
     pub(super) fn command_limit(&self, verb: Verb) -> usize {
@@ -63,15 +58,14 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         self.io.answering(verb);
         if line.len() > self.command_limit(verb) {
             self.io.push(&if verb == Verb::Auth {
-                replies::too_long_auth()
+                replies::AUTH_LINE_TOO_LONG
             } else {
-                Reply::from("500 Command line too long")
+                replies::LINE_TOO_LONG
             });
             return Next::Continue;
         }
         if self.tls_refused && verb != Verb::Quit {
-            self.io
-                .push(&Reply::from("554 Command refused due to lack of security"));
+            self.io.push(&replies::LACK_OF_SECURITY);
             return Next::Continue;
         }
         if config.require_starttls
@@ -80,8 +74,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             && !matches!(verb, Verb::Noop | Verb::Ehlo | Verb::StartTls | Verb::Quit)
             && !(verb == Verb::Lhlo && config.lmtp)
         {
-            self.io
-                .push(&Reply::from("530 Must issue a STARTTLS command first"));
+            self.io.push(&replies::STARTTLS_FIRST);
             return Next::Continue;
         }
         if let Some(limits) = &config.max_command_calls {
@@ -93,19 +86,13 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 verb.name()
             };
             if *used > limits.limit(name) {
-                self.io.push(&Reply::new(
-                    421,
-                    format!("4.7.0 {} sent too many times", cmd.verb_text),
-                ));
+                self.io.push(&replies::sent_too_many_times(&cmd.verb_text));
                 return Next::Close;
             }
         }
         if config.lmtp && matches!(verb, Verb::Helo | Verb::Ehlo) {
             // LMTP has only LHLO; as in aiosmtpd, this does not count as an unknown command.
-            self.io.push(&Reply::new(
-                500,
-                format!("Error: command \"{}\" not recognized", cmd.verb_text),
-            ));
+            self.io.push(&replies::unknown_command(&cmd.verb_text));
             return Next::Continue;
         }
         let unknown = match verb {
@@ -117,15 +104,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         if unknown {
             self.bogus += 1;
             if self.bogus >= config.max_unknown_commands {
-                self.io.push(&Reply::from(
-                    "502 5.5.1 Too many unrecognized commands, goodbye.",
-                ));
+                self.io.push(&replies::TOO_MANY_UNRECOGNIZED);
                 return Next::Close;
             }
-            let reply = Reply::new(
-                500,
-                format!("Error: command \"{}\" not recognized", cmd.verb_text),
-            );
+            let reply = replies::unknown_command(&cmd.verb_text);
             // Sent, but not logged: it echoes the unknown line (see above).
             self.io.answering(Verb::Unknown);
             self.io.push_unlogged(&reply);
@@ -164,9 +146,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             }
             Verb::Help => self.help(arg),
             Verb::Vrfy => self.vrfy(arg).await,
-            Verb::Expn => Reply::from("502 EXPN not implemented"),
-            Verb::Mail => self.mail(arg).await,
-            Verb::Rcpt => self.rcpt(arg).await,
+            Verb::Expn => replies::EXPN_NOT_IMPLEMENTED,
+            Verb::Mail => self.mail(arg, cmd.arg_is_utf8()).await,
+            Verb::Rcpt => self.rcpt(arg, cmd.arg_is_utf8()).await,
             Verb::Data => match self.data_command(arg) {
                 Ok(reply) => {
                     self.io.push(&reply);
@@ -185,7 +167,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             Verb::Lhlo => self.ehlo(arg).await,
             Verb::Bdat => match parse_bdat(arg) {
                 Some(chunk) => return Next::Bdat(chunk),
-                None => Reply::from("501 Syntax: BDAT <chunk-size> [LAST]"),
+                None => replies::syntax(Verb::Bdat, false),
             },
             Verb::Unknown => unreachable!("unknown verbs are answered before dispatch"),
         };
@@ -262,24 +244,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
 
     pub(super) fn help(&self, arg: Option<&str>) -> Reply {
         if self.auth_needed() {
-            return replies::auth_required();
+            return replies::AUTH_REQUIRED;
         }
         let config = &self.shared.config;
         let tls = config.tls.is_some();
-        let supported = || {
-            let mut text = String::from(if config.lmtp {
-                "Supported commands: AUTH DATA HELP LHLO MAIL NOOP QUIT RCPT RSET"
-            } else {
-                "Supported commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET"
-            });
-            if tls {
-                text.push_str(" STARTTLS");
-            }
-            text.push_str(" VRFY");
-            text
-        };
         let Some(topic) = arg else {
-            return Reply::new(250, supported());
+            return replies::supported_commands(250, config.lmtp, tls);
         };
         let verb = parse_command(topic.as_bytes(), false)
             .map(|c| c.verb)
@@ -292,9 +262,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             Verb::Bdat => config.chunking,
             _ => true,
         };
-        let known = syntax_of(verb).is_some() && offered;
+        let known = replies::syntax_of(verb).is_some() && offered;
         if !known {
-            return Reply::new(501, supported());
+            return replies::supported_commands(501, config.lmtp, tls);
         }
         let syntax = self.syntax(verb);
         Reply::new(250, syntax.text().to_owned())
@@ -302,37 +272,18 @@ impl<H: Handler, S: Transport> Connection<H, S> {
 
     pub(super) async fn vrfy(&mut self, arg: Option<&str>) -> Reply {
         if self.auth_needed() {
-            return replies::auth_required();
+            return replies::AUTH_REQUIRED;
         }
         let Some(arg) = arg else {
             return self.syntax(Verb::Vrfy);
         };
-        let address = match parse_path(Some(&format!("TO:{arg}")), "TO:") {
+        let path = parse_path_with(Some(&format!("TO:{arg}")), "TO:", &self.path_options());
+        let address = match path {
             Ok(path) if path.params.is_empty() && path.address != "<>" => path.address,
-            _ => return Reply::new(502, format!("Could not VRFY {arg}")),
+            _ => return replies::could_not_vrfy(arg),
         };
         let r = call_hook!(self, "handle_vrfy", |h, session, envelope| h
             .handle_vrfy(session, envelope, &address));
         self.settle(r).await
     }
-}
-
-fn syntax_of(verb: Verb) -> Option<&'static str> {
-    Some(match verb {
-        Verb::Auth => "AUTH <mechanism>",
-        Verb::Data => "DATA",
-        Verb::Ehlo => "EHLO hostname",
-        Verb::Helo => "HELO hostname",
-        Verb::Help => "HELP [command]",
-        Verb::Mail => "MAIL FROM: <address>",
-        Verb::Noop => "NOOP [ignored]",
-        Verb::Quit => "QUIT",
-        Verb::Rcpt => "RCPT TO: <address>",
-        Verb::Rset => "RSET",
-        Verb::StartTls => "STARTTLS",
-        Verb::Vrfy => "VRFY <address>",
-        Verb::Lhlo => "LHLO hostname",
-        Verb::Bdat => "BDAT <chunk-size> [LAST]",
-        _ => return None,
-    })
 }

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::governance::{Budget, Limits};
 use crate::handler::Handler;
-use crate::proto::{Bdat, Frame, LineFramer, Reply, Verb};
+use crate::proto::{Bdat, Frame, LineFramer, Verb, replies};
 use crate::session::{Peer, Session};
 use crate::stream::Transport;
 
@@ -148,8 +148,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             return;
         }
         let config = &self.shared.config;
-        let greeting = Reply::new(220, format!("{} {}", config.hostname, config.ident));
-        self.io.push(&greeting);
+        self.io
+            .push(&replies::greeting(&config.hostname, &config.ident));
         self.phase.greeted();
         let kill = self.io.kill_signal().clone();
         tokio::select! {
@@ -190,9 +190,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                         self.io.consume(consumed);
                         self.io.answering(Verb::Unknown);
                         self.io.push(&if auth {
-                            replies::too_long_auth()
+                            replies::AUTH_LINE_TOO_LONG
                         } else {
-                            Reply::from("500 Command line too long")
+                            replies::LINE_TOO_LONG
                         });
                         Next::Continue
                     }
@@ -239,23 +239,16 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let host = &self.shared.config.hostname;
         if self.io.rate_expired() {
             info!("DATA slower than the minimum rate");
-            self.io
-                .push(&Reply::new(421, format!("4.4.2 {host} Error: too slow")));
+            self.io.push(&replies::too_slow(host));
             return;
         }
         info!(phase = self.phase.name(), "idle timeout");
-        self.io.push(&Reply::new(
-            421,
-            format!("4.4.2 {host} Error: timeout exceeded"),
-        ));
+        self.io.push(&replies::timeout_exceeded(host));
     }
 
     fn shutting_down(&mut self) {
         let host = &self.shared.config.hostname;
-        self.io.push(&Reply::new(
-            421,
-            format!("4.3.2 {host} Service shutting down"),
-        ));
+        self.io.push(&replies::shutting_down(host));
     }
 
     /// Ends the mail transaction: a new envelope, and a BDAT body in progress dropped.
@@ -266,30 +259,5 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             self.phase
                 .end_transaction(self.session.host_name().is_some());
         }
-    }
-}
-
-/// Fixed replies used by more than one room.
-mod replies {
-    use crate::proto::Reply;
-
-    pub(super) fn blocked() -> Reply {
-        Reply::from("454 4.7.0 Temporary authentication failure")
-    }
-
-    pub(super) fn auth_required() -> Reply {
-        Reply::from("530 5.7.0 Authentication required")
-    }
-
-    pub(super) fn too_much_data() -> Reply {
-        Reply::from("552 Error: Too much mail data")
-    }
-
-    pub(super) fn malformed() -> Reply {
-        Reply::from("553 5.1.3 Error: malformed address")
-    }
-
-    pub(super) fn too_long_auth() -> Reply {
-        Reply::from("500 5.5.6 Authentication Exchange line is too long")
     }
 }

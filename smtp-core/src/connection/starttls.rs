@@ -6,7 +6,7 @@ use tracing::info;
 use super::Connection;
 use super::hooks::call_hook;
 use crate::handler::Handler;
-use crate::proto::{Reply, Verb};
+use crate::proto::{Reply, Verb, replies};
 use crate::stream::{Stream, Transport};
 use crate::tls::TlsInfo;
 
@@ -16,12 +16,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             return Err(self.syntax(Verb::StartTls));
         }
         if self.shared.config.tls.is_none() {
-            return Err(Reply::from("454 TLS not available"));
+            return Err(replies::TLS_NOT_AVAILABLE);
         }
         if self.session.is_tls() {
-            return Err(Reply::from("503 5.5.1 Error: TLS already active"));
+            return Err(replies::TLS_ALREADY_ACTIVE);
         }
-        Ok(Reply::from("220 Ready to start TLS"))
+        Ok(replies::READY_TO_START_TLS)
     }
 
     /// Runs the TLS handshake and starts the session over. Returns false when the connection

@@ -36,6 +36,9 @@ pub const TOO_MANY_UNRECOGNIZED: Reply =
 /// A command other than NOOP, EHLO, STARTTLS, QUIT before STARTTLS when TLS is required.
 pub const STARTTLS_FIRST: Reply = Reply::fixed(530, "Must issue a STARTTLS command first");
 /// HELP, VRFY, MAIL, RCPT, DATA before AUTH when AUTH is required.
+/// Every command but QUIT after `handle_starttls` refused the handshake (aiosmtpd's text).
+pub const LACK_OF_SECURITY: Reply = Reply::fixed(554, "Command refused due to lack of security");
+/// `530 5.7.0 Authentication required`.
 pub const AUTH_REQUIRED: Reply = Reply::fixed(530, "5.7.0 Authentication required");
 /// `handle_exception` panicked too.
 pub const CANNOT_DESCRIBE_ERROR: Reply = Reply::fixed(500, "Error: Cannot describe error");
