@@ -5,9 +5,9 @@ use std::future::Future;
 use crate::auth::{AuthArgs, AuthResult, AuthServer, Mechanism};
 use crate::body::BodyMode;
 use crate::envelope::Envelope;
-use crate::proto::Reply;
 use crate::proto::params::{MailParams, RcptParams};
 use crate::proto::proxy::ProxyData;
+use crate::proto::{Reply, replies};
 use crate::session::Session;
 
 /// What went wrong inside a hook, for [`Handler::handle_exception`].
@@ -49,11 +49,11 @@ pub mod defaults {
     }
     /// `221 Bye`.
     pub fn quit() -> Reply {
-        Reply::from("221 Bye")
+        replies::BYE
     }
     /// `252 Cannot VRFY user, but will accept message and attempt delivery`.
     pub fn vrfy() -> Reply {
-        Reply::from("252 Cannot VRFY user, but will accept message and attempt delivery")
+        replies::CANNOT_VRFY
     }
     /// `500 Error: (panic) <message>`, aiosmtpd's reply to an exception.
     pub fn exception(error: &HookError) -> Reply {
@@ -63,7 +63,7 @@ pub mod defaults {
             .filter(|c| !c.is_control())
             .take(200)
             .collect();
-        Reply::new(500, format!("Error: (panic) {message}"))
+        replies::hook_panicked(&message)
     }
 }
 

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::proto::Reply;
+use crate::proto::{Reply, replies};
 
 /// A password, or any other secret: never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -300,14 +300,14 @@ impl AuthResult {
         };
         match self.message.as_ref().filter(agrees) {
             Some(reply) => reply.clone(),
-            None if self.success => Reply::from("235 2.7.0 Authentication successful"),
+            None if self.success => replies::AUTH_SUCCESSFUL,
             None => AuthResult::default_failure_reply(),
         }
     }
 
     /// `535 5.7.8 Authentication credentials invalid`.
     pub fn default_failure_reply() -> Reply {
-        Reply::from("535 5.7.8 Authentication credentials invalid")
+        replies::AUTH_INVALID
     }
 
     /// Sets the reply to send.
@@ -357,12 +357,10 @@ impl AuthAbort {
     /// The reply the client gets for this abort, if any.
     pub fn reply(self) -> Option<Reply> {
         match self {
-            AuthAbort::Cancelled => Some(Reply::from("501 5.7.0 Auth aborted")),
-            AuthAbort::BadBase64 => Some(Reply::from("501 5.5.2 Can't decode base64")),
-            AuthAbort::TooLong => Some(Reply::from(
-                "500 5.5.6 Authentication Exchange line is too long",
-            )),
-            AuthAbort::Blocked => Some(Reply::from("454 4.7.0 Temporary authentication failure")),
+            AuthAbort::Cancelled => Some(replies::AUTH_ABORTED),
+            AuthAbort::BadBase64 => Some(replies::AUTH_BAD_BASE64),
+            AuthAbort::TooLong => Some(replies::AUTH_LINE_TOO_LONG),
+            AuthAbort::Blocked => Some(replies::AUTH_TEMPORARY_FAILURE),
             AuthAbort::Disconnected => None,
         }
     }

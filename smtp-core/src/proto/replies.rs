@@ -40,8 +40,6 @@ pub const STARTTLS_FIRST: Reply = Reply::fixed(530, "Must issue a STARTTLS comma
 pub const LACK_OF_SECURITY: Reply = Reply::fixed(554, "Command refused due to lack of security");
 /// `530 5.7.0 Authentication required`.
 pub const AUTH_REQUIRED: Reply = Reply::fixed(530, "5.7.0 Authentication required");
-/// `handle_exception` panicked too.
-pub const CANNOT_DESCRIBE_ERROR: Reply = Reply::fixed(500, "Error: Cannot describe error");
 /// QUIT's default reply.
 pub const BYE: Reply = Reply::fixed(221, "Bye");
 /// VRFY's default reply.

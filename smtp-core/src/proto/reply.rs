@@ -30,7 +30,7 @@ impl Reply {
         }
     }
 
-    /// A reply with a fixed text, usable in a `const` (the catalogue in [`super::replies`]).
+    /// A reply with a fixed text, usable in a `const` (the catalogue of `proto::replies`).
     /// Codes outside 200..=599 are taken as 451, as in [`Reply::new`].
     pub const fn fixed(code: u16, text: &'static str) -> Reply {
         let code = if matches!(code, 200..=599) { code } else { 451 };
