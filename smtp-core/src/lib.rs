@@ -115,9 +115,9 @@ pub use smtp_macros::{SmtpHandler, auth_mechanism, hooks};
 /// The MIME parser of [`handlers::Message`], re-exported so that its types match.
 pub use mail_parser;
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-#[path = "fuzz.rs"]
+#[path = "../fuzzing/mod.rs"]
 pub mod __fuzz;
 
 /// Support for the macros; not a public API and not covered by semver.

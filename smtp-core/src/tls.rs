@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -48,13 +49,34 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_pem(path)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError(format!("bad certificate in {}: {e}", path.display())))?;
+        .map_err(|e| {
+            let e = pem_error(e);
+            TlsError(format!("bad certificate in {}: {e}", path.display()))
+        })?;
     if certs.is_empty() {
         return Err(TlsError(format!("no certificate in {}", path.display())));
     }
     Ok(certs)
+}
+
+/// A PEM syntax error in words: `pem::Error`'s own `Display` prints the offending line as a
+/// list of byte values.
+fn pem_error(error: pem::Error) -> String {
+    match error {
+        pem::Error::MissingSectionEnd { end_marker } => {
+            // The marker is the section's label ("CERTIFICATE"), not the whole line.
+            let marker = String::from_utf8_lossy(&end_marker);
+            let label = marker.trim_matches('-').trim_start_matches("END ");
+            format!("no \"-----END {label}-----\" line")
+        }
+        pem::Error::IllegalSectionStart { line } => {
+            format!("illegal section start {:?}", String::from_utf8_lossy(&line))
+        }
+        pem::Error::Base64Decode(e) => format!("invalid base64: {e}"),
+        e => e.to_string(),
+    }
 }
 
 /// The certificate chain and key of a [`TlsConfig`] loaded from files: the resolver of every
@@ -71,9 +93,13 @@ impl FileCert {
     fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
         let chain = certs(cert)?;
         let key_pem = read_pem(key)?;
-        let key_der: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|e| TlsError(format!("bad private key in {}: {e}", key.display())))?
-            .ok_or_else(|| TlsError(format!("no private key in {}", key.display())))?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+            pem::Error::NoItemsFound => TlsError(format!("no private key in {}", key.display())),
+            e => {
+                let e = pem_error(e);
+                TlsError(format!("bad private key in {}: {e}", key.display()))
+            }
+        })?;
         CertifiedKey::from_der(chain, key_der, provider).map_err(|e| {
             TlsError(format!(
                 "{} does not match {}: {e}",
@@ -287,6 +313,82 @@ impl TlsInfo {
                 .collect(),
             implicit,
             server_certificate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PEM "certificate" whose DER is not checked by the PEM reader.
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n";
+
+    fn file(name: &str, contents: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("smtp-core-tls-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn cert_error(name: &str, contents: &str) -> String {
+        let path = file(name, contents);
+        let error = certs(&path).unwrap_err().to_string();
+        assert!(error.contains(&*path.to_string_lossy()), "{error}");
+        std::fs::remove_file(path).unwrap();
+        error
+    }
+
+    fn key_error(name: &str, contents: &str) -> String {
+        let cert = file(&format!("{name}-cert"), CERT);
+        let key = file(name, contents);
+        let provider = rustls::crypto::ring::default_provider();
+        let error = FileCert::load(&cert, &key, &provider)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&*key.to_string_lossy()), "{error}");
+        std::fs::remove_file(cert).unwrap();
+        std::fs::remove_file(key).unwrap();
+        error
+    }
+
+    #[test]
+    fn pem_errors_name_the_file_and_the_fault_in_words() {
+        let cases = [
+            ("cert-empty.pem", "", "no certificate in "),
+            (
+                "cert-key-only.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAECAw==\n-----END PRIVATE KEY-----\n",
+                "no certificate in ",
+            ),
+            (
+                "cert-truncated.pem",
+                "-----BEGIN CERTIFICATE-----\nAAECAw==\n",
+                "no \"-----END CERTIFICATE-----\" line",
+            ),
+            (
+                "cert-base64.pem",
+                "-----BEGIN CERTIFICATE-----\nAA?ECAw==\n-----END CERTIFICATE-----\n",
+                "bad certificate in ",
+            ),
+        ];
+        for (name, contents, expected) in cases {
+            let error = cert_error(name, contents);
+            assert!(error.contains(expected), "{name}: {error}");
+            assert!(!error.contains("[45, 45"), "{name}: {error}");
+        }
+        let cases = [
+            ("key-empty.pem", "", "no private key in "),
+            ("key-cert-only.pem", CERT, "no private key in "),
+            (
+                "key-truncated.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAECAw==\n",
+                "no \"-----END PRIVATE KEY-----\" line",
+            ),
+        ];
+        for (name, contents, expected) in cases {
+            let error = key_error(name, contents);
+            assert!(error.contains(expected), "{name}: {error}");
         }
     }
 }

@@ -58,7 +58,7 @@ pub fn hooks(args: TokenStream, input: TokenStream) -> TokenStream {
             return fallback(&cx, input);
         }
     };
-    if let Some((_, path, _)) = &item.trait_ {
+    if let Some((path, _)) = &item.trait_ {
         cx.error_spanned_by(
             path,
             "`#[hooks]` applies to an inherent impl block, not to a trait impl",

@@ -1,7 +1,7 @@
 //! The checks of a `#[hooks]` impl block that the compiler would not make, or would make with
 //! a worse message.
 
-use syn::{FnArg, ImplItemFn, Type};
+use syn::{FnArg, ImplItemFn, ReceiverKind, Type};
 
 use crate::ast::{Hook, HooksImpl, Mechanism};
 use crate::ctxt::Ctxt;
@@ -102,9 +102,13 @@ fn check_signature(
         );
     }
     let takes_ref_self = match sig.inputs.first() {
-        Some(FnArg::Receiver(receiver)) => {
-            matches!(&*receiver.ty, Type::Reference(ty) if ty.mutability.is_none())
-        }
+        Some(FnArg::Receiver(receiver)) => match &receiver.kind {
+            ReceiverKind::Reference(_, _, mutability) => mutability.is_none(),
+            ReceiverKind::Typed(_, ty) => {
+                matches!(&**ty, Type::Reference(ty) if ty.mutability.is_none())
+            }
+            _ => false,
+        },
         _ => false,
     };
     let parens = sig.paren_token.span.join();

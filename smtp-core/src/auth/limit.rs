@@ -125,7 +125,7 @@ pub(crate) fn user_fingerprint(user: &[u8]) -> String {
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     let key = KEY.get_or_init(|| {
         let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut key).expect("OS random source");
         key
     });
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");

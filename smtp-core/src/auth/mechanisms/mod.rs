@@ -71,8 +71,10 @@ pub use xoauth2::XOAuth2;
 
 /// `len` random octets from the operating system.
 fn random_bytes(len: usize) -> Vec<u8> {
-    use rand::RngCore as _;
+    use rand::TryRng as _;
     let mut bytes = vec![0u8; len];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .expect("OS random source");
     bytes
 }
