@@ -7,11 +7,14 @@ use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use sha2::Digest as _;
 
-use super::limit::{AuthLimiter, LimitKey};
+use super::limit::{AddrPrefixes, AuthLimiter, LimitKey};
 
 /// The Redis-backed [`AuthLimiter`] (cargo feature `redis`): the same fixed windows as
-/// [`MemoryLimiter`](super::MemoryLimiter), as keys `<prefix>ip:<address>` and
-/// `<prefix>user:<SHA-256 of the name, hex>` that expire with their window.
+/// [`MemoryLimiter`](super::MemoryLimiter), as keys `<prefix>ip:<client prefix>` (such as
+/// `smtpd:auth-fail:ip:2001:db8:1:2::/64`) and `<prefix>user:<SHA-256 of the name, hex>` that
+/// expire with their window. Redis bounds their memory; configure it not to evict them
+/// (`maxmemory-policy noeviction`, or a `volatile-*` policy that other keys feed), since an
+/// evicted count is a fresh budget, and a refused write is not counted.
 ///
 /// When Redis cannot be reached it fails open: nothing is blocked, and a warning is logged.
 #[derive(Clone)]
@@ -33,8 +36,8 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to `url` (`redis://host:port/db`); at most `max_failures` failures per address
-    /// and per user in each `window`. Keys start with `smtpd:auth-fail:`.
+    /// Connects to `url` (`redis://host:port/db`); at most `max_failures` failures per client
+    /// prefix and per user in each `window`. Keys start with `smtpd:auth-fail:`.
     pub async fn connect(
         url: &str,
         max_failures: u32,
@@ -58,13 +61,15 @@ impl RedisLimiter {
 
     fn key(&self, key: LimitKey<'_>) -> String {
         match key {
-            LimitKey::Ip(ip) => format!("{}ip:{ip}", self.prefix),
+            LimitKey::Client(client) => format!("{}ip:{client}", self.prefix),
             LimitKey::User(user) => {
                 // Hashed: a user-name field may hold a mistyped password.
                 let digest = sha2::Sha256::digest(user);
                 let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 format!("{}user:{hex}", self.prefix)
             }
+            // Remove with `LimitKey::Ip`.
+            LimitKey::Ip(ip) => self.key(LimitKey::Client(AddrPrefixes::default().prefix_of(ip))),
         }
     }
 }
