@@ -22,25 +22,27 @@ const COARSE_V6: u8 = 48;
 ///
 /// # Memory, and what a full table does
 ///
-/// The table holds at most `max_keys` client prefixes and user names together (default
-/// 100 000), plus a sixteenth as many coarser client prefixes, plus 2 + 64 fixed counters; a
-/// user name is held as a 64-bit keyed hash, so an entry's size does not depend on the name.
-/// Entries leave when their window ends. A full table does not stop counting: a key already in
-/// the table keeps its own count, and a new key is counted in a coarser bucket that blocks
-/// like any other:
+/// The table holds at most `max_keys` keys (client prefixes and user names together; default
+/// 100 000), at most `max_keys / 16` coarse client prefixes, and 66 fixed counters. A user
+/// name is held as a 64-bit keyed hash, so an entry's size does not depend on the name. A key
+/// leaves the table when its window ends. While the table is full:
 ///
-/// - a client prefix goes to its /24 (IPv4) or /48 (IPv6), kept in the coarse part of the
-///   table; when that part is full too, to one counter shared by all such IPv4 clients, and
-///   one for IPv6;
-/// - a user name goes to one of 64 counters, chosen by a keyed hash of the name.
+/// - keys already in it keep their own counts, and nothing else counts against them;
+/// - a new client prefix is counted by its /24 (IPv4) or /48 (IPv6), or by itself if it is
+///   shorter, in the coarse part of the table; when that is full too, by one counter shared
+///   by all such IPv4 clients, and one for IPv6;
+/// - a new user name is counted by one of 64 counters, chosen by a keyed hash of the name.
 ///
-/// So once the table is full, a client or user that is not in it may be refused
-/// (`454 4.7.0`) because others in its bucket failed: any client of the same /24 or /48, any
-/// new client at all once the coarse part is full, about one user in 64 per blocked counter,
-/// even with the right password. Keys in the table, which includes every client and user
-/// that has failed in the current window before the table filled, are counted only by
-/// their own failures. Each failure costs O(1) amortised: a window is dropped from the front
-/// of an insertion-ordered queue when it ends, never by a scan of the table.
+/// These buckets block like any key, until their own window ends. So while the table is full,
+/// a client or user that is not in it may be refused (`454 4.7.0`), even with the right
+/// password, for failures that are not its own: a client for those of its /24 or /48 (or,
+/// once the coarse part is full, of every other new client of its family), a user for those
+/// of the names that share its counter (one in 64 of the names not in the table). Filling the
+/// table first gains a guesser nothing: every failure still counts, only more coarsely. Once
+/// the table has room again, a new key gets its own entry.
+///
+/// Each call costs O(1) amortised: windows leave from the front of a queue in the order they
+/// started, which is the order they end, never by a scan of the table.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     max_failures: u32,
@@ -311,6 +313,28 @@ mod tests {
         assert!(limiter.is_blocked(v6(1, 2, u64::MAX)).await);
         assert!(!limiter.is_blocked(v6(1, 3, 7)).await);
         assert!(!limiter.is_blocked(v6(2, 2, 7)).await);
+    }
+
+    /// One password over 100 names, from a new address of one /64 each time: no name fails
+    /// twice, but the prefix is blocked after the budget.
+    #[tokio::test]
+    async fn spraying_from_rotating_addresses_blocks_the_prefix() {
+        let limiter = MemoryLimiter::new(BUDGET, WINDOW);
+        let mut answered = 0;
+        for i in 0..100 {
+            let (client, user) = (v6(1, 2, i), format!("user{i}"));
+            if limiter.is_blocked(client).await {
+                continue;
+            }
+            assert!(!limiter.is_blocked(LimitKey::User(user.as_bytes())).await);
+            answered += 1;
+            limiter.record_failure(client).await;
+            limiter
+                .record_failure(LimitKey::User(user.as_bytes()))
+                .await;
+        }
+        assert_eq!(answered, BUDGET);
+        assert!(!limiter.is_blocked(v6(1, 3, 0)).await);
     }
 
     #[tokio::test]
