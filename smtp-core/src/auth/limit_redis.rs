@@ -12,9 +12,10 @@ use super::limit::{AddrPrefixes, AuthLimiter, LimitKey};
 /// The Redis-backed [`AuthLimiter`] (cargo feature `redis`): the same fixed windows as
 /// [`MemoryLimiter`](super::MemoryLimiter), as keys `<prefix>ip:<client prefix>` (such as
 /// `smtpd:auth-fail:ip:2001:db8:1:2::/64`) and `<prefix>user:<SHA-256 of the name, hex>` that
-/// expire with their window. Redis bounds their memory; configure it not to evict them
-/// (`maxmemory-policy noeviction`, or a `volatile-*` policy that other keys feed), since an
-/// evicted count is a fresh budget, and a refused write is not counted.
+/// expire with their window. Redis bounds their memory: keep its `maxmemory-policy` at
+/// `noeviction` (the default), as any other policy may evict these keys, and an evicted count
+/// is a fresh budget. Under `noeviction` a full Redis refuses the write: the failure is not
+/// counted, and a warning is logged.
 ///
 /// When Redis cannot be reached it fails open: nothing is blocked, and a warning is logged.
 #[derive(Clone)]
