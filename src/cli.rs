@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use smtp_core::auth::mechanisms::{Anonymous, CramMd5, External, OAuthBearer, Scram, XOAuth2};
-use smtp_core::auth::{AuthLimiter, MemoryLimiter};
+use smtp_core::auth::{AddrPrefixes, MemoryLimiter, SharedLimiter};
 use smtp_core::{
     Cidr, Config, Handler, MinDataRate, ProxyProtocol, Server, StaticUsers, TlsConfig,
 };
@@ -93,6 +93,14 @@ pub struct Cli {
     /// users often type a password into the user field).
     #[arg(long)]
     log_auth_usernames: bool,
+    /// Prefix length by which IPv4 clients are counted (AUTH limiter, per-client connection
+    /// cap, failure log) [default: 32].
+    #[arg(long, value_name = "BITS")]
+    auth_prefix_v4: Option<u8>,
+    /// Prefix length by which IPv6 clients are counted: one host can use a new address of its
+    /// /64 for every connection [default: 64].
+    #[arg(long, value_name = "BITS")]
+    auth_prefix_v6: Option<u8>,
     /// Count AUTH failures in this Redis (redis://HOST:PORT), shared with other instances.
     #[arg(long, value_name = "URL")]
     auth_limit_redis: Option<String>,
@@ -309,6 +317,12 @@ impl Cli {
         config.auth_failure_delay = Duration::from_millis(self.auth_failure_delay_ms);
         config.log_auth_usernames |= self.log_auth_usernames;
         config.require_starttls |= self.require_starttls;
+        let prefixes = config.client_prefixes;
+        config.client_prefixes = AddrPrefixes::new(
+            self.auth_prefix_v4.unwrap_or(prefixes.v4()),
+            self.auth_prefix_v6.unwrap_or(prefixes.v6()),
+        )
+        .map_err(|e| e.to_string())?;
         if !self.auth_users.is_empty() || self.has(MechanismChoice::External) {
             config.authenticator = Some(self.users().into());
         }
@@ -340,18 +354,17 @@ impl Cli {
     }
 
     /// The AUTH failure limiter of `--auth-rate-limit` and `--auth-limit-redis`.
-    pub async fn auth_limiter(&self) -> Result<Option<Arc<dyn AuthLimiter>>, String> {
+    pub async fn auth_limiter(&self) -> Result<Option<SharedLimiter>, String> {
         const WINDOW: Duration = Duration::from_secs(600);
         let Limit(Some(max)) = self.auth_rate_limit else {
             return Ok(None);
         };
         Ok(Some(match &self.auth_limit_redis {
-            Some(url) => Arc::new(
-                smtp_core::auth::RedisLimiter::connect(url, max, WINDOW)
-                    .await
-                    .map_err(|e| format!("cannot use Redis {url}: {e}"))?,
-            ),
-            None => Arc::new(MemoryLimiter::new(max, WINDOW)),
+            Some(url) => smtp_core::auth::RedisLimiter::connect(url, max, WINDOW)
+                .await
+                .map_err(|e| format!("cannot use Redis {url}: {e}"))?
+                .into(),
+            None => MemoryLimiter::new(max, WINDOW).into(),
         }))
     }
 

@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::SharedAuthenticator;
+use crate::auth::{AddrPrefixes, SharedAuthenticator, SharedLimiter};
 use crate::tls::TlsConfig;
 
 /// The default `max_message_size`: 32 MiB, as aiosmtpd.
@@ -61,7 +60,8 @@ pub struct Config {
     /// Connections served at once; further clients get `421 4.3.2` and are closed.
     /// `None` means unlimited. Default is 1000.
     pub max_connections: Option<usize>,
-    /// Connections served at once from one IP address; `None` means unlimited. A trusted
+    /// Connections served at once from one client, counted by its network prefix
+    /// (`client_prefixes`: /32 for IPv4, /64 for IPv6); `None` means unlimited. A trusted
     /// PROXY-protocol proxy is not counted itself: each client is counted by the address in
     /// its header, once read (a refused one gets `421 4.7.0`). Default is 50.
     pub max_connections_per_ip: Option<usize>,
@@ -90,7 +90,12 @@ pub struct Config {
     /// with `454 4.7.0 Temporary authentication failure` (see [`crate::auth::MemoryLimiter`]
     /// and, with the `redis` feature, `RedisLimiter`). Default is `None` (the `smtpd`
     /// binary uses a `MemoryLimiter`).
-    pub auth_limiter: Option<Arc<dyn crate::auth::AuthLimiter>>,
+    pub auth_limiter: Option<SharedLimiter>,
+    /// The prefix lengths by which clients are counted: by the AUTH limiter, by
+    /// `max_connections_per_ip`, and in the failure log. An IPv6 host can use a new address of
+    /// its /64 for every connection, so it is counted by its /64. Default is /32 for IPv4 and
+    /// /64 for IPv6.
+    pub client_prefixes: AddrPrefixes,
     /// Whether the one-line log event of each AUTH failure names the user as sent (printable
     /// ASCII, at most 64 characters) instead of a keyed fingerprint (`#1a2b3c4d`). Off by
     /// default because clients often type a password into the user field; turn it on when an
@@ -277,6 +282,7 @@ impl Default for Config {
             auth_failure_delay: Duration::ZERO,
             auth_failure_delay_max: Duration::from_secs(10),
             auth_limiter: None,
+            client_prefixes: AddrPrefixes::default(),
             log_auth_usernames: false,
             max_auth_line: 12288,
             tls: None,

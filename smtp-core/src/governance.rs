@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::{Duration, Instant};
 
+use crate::auth::IpPrefix;
 use crate::config::{Config, MinDataRate};
 use crate::proto::Reply;
 
@@ -68,13 +69,14 @@ impl Budget {
 #[derive(Default)]
 pub(crate) struct Limits {
     active: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections per client prefix (`Config::client_prefixes`).
+    per_ip: Mutex<HashMap<IpPrefix, usize>>,
 }
 
 /// Releases a connection's place in the limits when it ends.
 pub(crate) struct Slot {
     limits: Arc<Limits>,
-    ip: Option<IpAddr>,
+    ip: Option<IpPrefix>,
 }
 
 impl Drop for Slot {
@@ -124,6 +126,7 @@ impl Limits {
         ip: IpAddr,
         config: &Config,
     ) -> Result<Slot, &'static str> {
+        let ip = config.client_prefixes.prefix_of(ip);
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = per_ip.entry(ip).or_insert(0);
         *from_ip += 1;

@@ -1,11 +1,13 @@
 //! The [`Authenticator`]: decides on credentials a mechanism gathered.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
 use super::data::{AuthData, AuthResult};
+use super::limit::normalize_user;
 use crate::envelope::Envelope;
 use crate::session::{Peer, Session};
 
@@ -23,10 +25,18 @@ pub trait Authenticator: Send + Sync + 'static {
         mechanism: &str,
         auth_data: &AuthData,
     ) -> impl Future<Output = AuthResult> + Send;
+
+    /// The form of `user` that failed attempts are counted by: every spelling this
+    /// authenticator accepts for one account must give the same bytes, or a guesser gets a
+    /// budget per spelling. Default is [`normalize_user`] (case-folded, SASLprep'd).
+    fn limit_key<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]> {
+        normalize_user(user)
+    }
 }
 
 /// [`Authenticator`] with a boxed future, so that the server can hold any of them.
 pub(crate) trait DynAuthenticator: Send + Sync + 'static {
+    fn limit_key_dyn<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]>;
     fn authenticate_boxed<'a>(
         &'a self,
         session: &'a Session,
@@ -37,6 +47,10 @@ pub(crate) trait DynAuthenticator: Send + Sync + 'static {
 }
 
 impl<A: Authenticator> DynAuthenticator for A {
+    fn limit_key_dyn<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]> {
+        self.limit_key(user)
+    }
+
     fn authenticate_boxed<'a>(
         &'a self,
         session: &'a Session,
@@ -129,5 +143,9 @@ impl<A: Authenticator> Authenticator for Arc<A> {
         auth_data: &AuthData,
     ) -> impl Future<Output = AuthResult> + Send {
         (**self).authenticate(session, envelope, mechanism, auth_data)
+    }
+
+    fn limit_key<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]> {
+        (**self).limit_key(user)
     }
 }

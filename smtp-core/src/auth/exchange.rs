@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::authenticator::DynAuthenticator;
 use super::data::{AuthAbort, AuthData, AuthResult};
-use super::limit::{AuthLimiter, LimitKey};
+use super::limit::{DynAuthLimiter, LimitKey, normalize_user};
 use crate::envelope::Envelope;
 use crate::proto::Reply;
 use crate::session::Session;
@@ -91,7 +91,7 @@ pub struct AuthServer<'a> {
     envelope: &'a Envelope,
     authenticator: Option<&'a dyn DynAuthenticator>,
     abort: Option<AuthAbort>,
-    limiter: Option<&'a dyn AuthLimiter>,
+    limiter: Option<&'a dyn DynAuthLimiter>,
     claimed_user: Option<Vec<u8>>,
 }
 
@@ -101,7 +101,7 @@ impl<'a> AuthServer<'a> {
         session: &'a mut Session,
         envelope: &'a Envelope,
         authenticator: Option<&'a dyn DynAuthenticator>,
-        limiter: Option<&'a dyn AuthLimiter>,
+        limiter: Option<&'a dyn DynAuthLimiter>,
     ) -> AuthServer<'a> {
         AuthServer {
             io,
@@ -115,17 +115,27 @@ impl<'a> AuthServer<'a> {
     }
 
     /// Records the user name the client claims, for the failure log and the
-    /// [`AuthLimiter`]; fails with [`AuthAbort::Blocked`] (`454 4.7.0`) while the limiter blocks
-    /// that user. Call it as soon as the name is known, before checking any proof, so that a
+    /// [`AuthLimiter`](super::AuthLimiter), which counts it in the authenticator's normal form
+    /// ([`Authenticator::limit_key`](super::Authenticator::limit_key)); fails with
+    /// [`AuthAbort::Blocked`] (`454 4.7.0`) while the limiter blocks that user. Call it as soon as the name is known, before checking any proof, so that a
     /// blocked user learns nothing. [`authenticate`](Self::authenticate) calls it itself.
     pub async fn claim_user(&mut self, user: &[u8]) -> Result<(), AuthAbort> {
         self.claimed_user = Some(user.to_vec());
-        if let Some(limiter) = self.limiter
-            && limiter.is_blocked(LimitKey::User(user)).await
-        {
-            return Err(self.fail(AuthAbort::Blocked));
+        if let Some(limiter) = self.limiter {
+            let key = self.limit_key(user);
+            if limiter.is_blocked_boxed(LimitKey::User(&key)).await {
+                return Err(self.fail(AuthAbort::Blocked));
+            }
         }
         Ok(())
+    }
+
+    /// The form of `user` the limiter counts.
+    pub(crate) fn limit_key<'u>(&self, user: &'u [u8]) -> std::borrow::Cow<'u, [u8]> {
+        match self.authenticator {
+            Some(authenticator) => authenticator.limit_key_dyn(user),
+            None => normalize_user(user),
+        }
     }
 
     /// The user name claimed in this exchange, if any.

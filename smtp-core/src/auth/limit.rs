@@ -8,20 +8,14 @@
 //! for every connection within its /64) and a user is their normalised name
 //! ([`normalize_user`]: `Alice` is `alice`), so neither can be varied for a fresh budget.
 
-// Until `auth/mod.rs` re-exports `AddrPrefixes`, `InvalidPrefixLen`, `IpPrefix` and
-// `normalize_user`, only tests reach them. The expectations fail once it does: remove them then,
-// and link the names in the docs of `LimitKey`.
 mod memory;
-#[cfg_attr(not(test), expect(dead_code))]
 mod prefix;
-#[cfg_attr(not(test), expect(dead_code))]
 mod user;
 
-use std::net::IpAddr;
+use std::future::Future;
 
-use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 
-#[expect(unused_imports)]
 pub use self::{
     prefix::{AddrPrefixes, InvalidPrefixLen, IpPrefix},
     user::normalize_user,
@@ -32,15 +26,13 @@ pub use memory::MemoryLimiter;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LimitKey<'a> {
-    /// The client's network: its address masked by `AddrPrefixes::prefix_of`.
+    /// The client's network: its address masked by [`AddrPrefixes::prefix_of`].
     Client(IpPrefix),
     /// The user name the client claimed, in the form the authenticator compares names in
-    /// (`normalize_user` unless it has its own).
+    /// ([`normalize_user`] unless it has its own, [`Authenticator::limit_key`]).
+    ///
+    /// [`Authenticator::limit_key`]: crate::Authenticator::limit_key
     User(&'a [u8]),
-    /// Transitional, until the connection passes [`Client`](Self::Client): the client's
-    /// address, counted by the default `AddrPrefixes`.
-    #[doc(hidden)]
-    Ip(IpAddr),
 }
 
 /// Counts failed AUTH attempts and says when a client prefix or a user name is blocked.
@@ -50,13 +42,66 @@ pub enum LimitKey<'a> {
 /// and calls [`record_failure`](Self::record_failure) for both after each failure. Keys come
 /// already mapped: the address to its prefix, the name to its normalised form, so that every
 /// limiter counts alike. Implementations that talk to a remote store should fail open (not
-/// block) when it is unreachable, and log.
-#[async_trait]
+/// block) when it is unreachable, and log. Implement both methods with ordinary `async fn`s.
 pub trait AuthLimiter: Send + Sync + 'static {
     /// Whether `key` is blocked now.
-    async fn is_blocked(&self, key: LimitKey<'_>) -> bool;
+    fn is_blocked(&self, key: LimitKey<'_>) -> impl Future<Output = bool> + Send;
     /// Counts one failure against `key`.
-    async fn record_failure(&self, key: LimitKey<'_>);
+    fn record_failure(&self, key: LimitKey<'_>) -> impl Future<Output = ()> + Send;
+}
+
+/// [`AuthLimiter`] with boxed futures, so that the server can hold any of them.
+pub(crate) trait DynAuthLimiter: Send + Sync + 'static {
+    fn is_blocked_boxed<'a>(&'a self, key: LimitKey<'a>) -> BoxFuture<'a, bool>;
+    fn record_failure_boxed<'a>(&'a self, key: LimitKey<'a>) -> BoxFuture<'a, ()>;
+}
+
+impl<L: AuthLimiter> DynAuthLimiter for L {
+    fn is_blocked_boxed<'a>(&'a self, key: LimitKey<'a>) -> BoxFuture<'a, bool> {
+        Box::pin(self.is_blocked(key))
+    }
+
+    fn record_failure_boxed<'a>(&'a self, key: LimitKey<'a>) -> BoxFuture<'a, ()> {
+        Box::pin(self.record_failure(key))
+    }
+}
+
+/// Any [`AuthLimiter`], shared: what `Config::auth_limiter` holds.
+#[derive(Clone)]
+pub struct SharedLimiter(std::sync::Arc<dyn DynAuthLimiter>);
+
+impl SharedLimiter {
+    /// Wraps `limiter`.
+    pub fn new(limiter: impl AuthLimiter) -> SharedLimiter {
+        SharedLimiter(std::sync::Arc::new(limiter))
+    }
+
+    pub(crate) fn get(&self) -> &dyn DynAuthLimiter {
+        &*self.0
+    }
+}
+
+impl<L: AuthLimiter> From<L> for SharedLimiter {
+    fn from(limiter: L) -> SharedLimiter {
+        SharedLimiter::new(limiter)
+    }
+}
+
+/// A shared limiter is one too: one `Arc<MemoryLimiter>` can serve several servers.
+impl<L: AuthLimiter> AuthLimiter for std::sync::Arc<L> {
+    fn is_blocked(&self, key: LimitKey<'_>) -> impl Future<Output = bool> + Send {
+        (**self).is_blocked(key)
+    }
+
+    fn record_failure(&self, key: LimitKey<'_>) -> impl Future<Output = ()> + Send {
+        (**self).record_failure(key)
+    }
+}
+
+impl std::fmt::Debug for SharedLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedLimiter(..)")
+    }
 }
 
 /// How a user name appears in the failure log: `#` and 8 hex digits of a keyed hash, the same

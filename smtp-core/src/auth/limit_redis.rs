@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use sha2::Digest as _;
 
-use super::limit::{AddrPrefixes, AuthLimiter, LimitKey};
+use super::limit::{AuthLimiter, LimitKey};
 
 /// The Redis-backed [`AuthLimiter`] (cargo feature `redis`): the same fixed windows as
 /// [`MemoryLimiter`](super::MemoryLimiter), as keys `<prefix>ip:<client prefix>` (such as
@@ -69,13 +68,10 @@ impl RedisLimiter {
                 let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                 format!("{}user:{hex}", self.prefix)
             }
-            // Remove with `LimitKey::Ip`.
-            LimitKey::Ip(ip) => self.key(LimitKey::Client(AddrPrefixes::default().prefix_of(ip))),
         }
     }
 }
 
-#[async_trait]
 impl AuthLimiter for RedisLimiter {
     async fn is_blocked(&self, key: LimitKey<'_>) -> bool {
         let mut connection = self.connection.clone();
@@ -120,6 +116,8 @@ impl AuthLimiter for RedisLimiter {
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
+
+    use crate::auth::AddrPrefixes;
     use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
 

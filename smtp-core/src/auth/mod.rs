@@ -27,7 +27,10 @@ pub use builtin::{Login, Plain};
 pub use data::{AuthAbort, AuthData, AuthResult, IntoAuthResult, LoginPassword, Secret};
 pub use exchange::{AuthArgs, AuthServer, InitialResponse};
 pub(crate) use limit::user_fingerprint;
-pub use limit::{AuthLimiter, LimitKey, MemoryLimiter};
+pub use limit::{
+    AddrPrefixes, AuthLimiter, InvalidPrefixLen, IpPrefix, LimitKey, MemoryLimiter, SharedLimiter,
+    normalize_user,
+};
 #[cfg(feature = "redis")]
 pub use limit_redis::RedisLimiter;
 pub use mechanisms::{CredentialStore, ScramCredentials, ScramHash};

@@ -10,11 +10,17 @@ use super::hooks::caught;
 use super::io::Filled;
 use super::{Connection, Next};
 use crate::auth::exchange::{AuthArgs, AuthServer};
-use crate::auth::{AuthAbort, AuthResult, LimitKey, user_fingerprint};
+use crate::auth::{AuthAbort, AuthResult, IpPrefix, LimitKey, user_fingerprint};
 use crate::handler::Handler;
 use crate::proto::Reply;
 use crate::proto::replies;
 use crate::stream::Transport;
+
+/// The user name an exchange claimed: as sent (for the log, when asked) and as counted.
+struct ClaimedUser {
+    raw: Vec<u8>,
+    key: Vec<u8>,
+}
 
 impl<H: Handler, S: Transport> Connection<H, S> {
     pub(super) async fn auth(&mut self, arg: Option<&str>) -> Next {
@@ -69,9 +75,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     async fn run_auth(&mut self, args: AuthArgs) -> Next {
         let shared = self.shared.clone();
         let mechanism = args.mechanism.clone();
-        let limiter = shared.config.auth_limiter.as_deref();
-        if let (Some(limiter), Some(addr)) = (limiter, self.session.peer().addr())
-            && limiter.is_blocked(LimitKey::Ip(addr.ip())).await
+        let limiter = shared.config.auth_limiter.as_ref().map(|l| l.get());
+        if let (Some(limiter), Some(client)) = (limiter, self.client_prefix())
+            && limiter.is_blocked_boxed(LimitKey::Client(client)).await
         {
             return self
                 .auth_failed(&mechanism, None, replies::AUTH_TEMPORARY_FAILURE, false)
@@ -97,7 +103,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         })
         .catch_unwind()
         .await;
-        let user = server.claimed_user().map(<[u8]>::to_vec);
+        let user = server.claimed_user().map(|raw| ClaimedUser {
+            raw: raw.to_vec(),
+            key: server.limit_key(raw).into_owned(),
+        });
         let aborted = server.finish();
         self.phase.restore(before);
         let (result, abort) = match caught("auth", outcome) {
@@ -154,31 +163,43 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
     }
 
-    /// Logs a failed AUTH (one line for fail2ban: peer address, mechanism, user), counts it
-    /// unless it was refused by the limiter, waits the growing failure delay, and replies.
+    /// The client's network prefix, as the limiter and the per-address cap count it.
+    fn client_prefix(&self) -> Option<IpPrefix> {
+        let ip = self.session.peer().addr()?.ip();
+        Some(self.shared.config.client_prefixes.prefix_of(ip))
+    }
+
+    /// Logs a failed AUTH (one line for fail2ban: peer address, its counted prefix, mechanism,
+    /// user), counts it unless it was refused by the limiter, waits the growing failure delay,
+    /// and replies.
     async fn auth_failed(
         &mut self,
         mechanism: &str,
-        user: Option<Vec<u8>>,
+        user: Option<ClaimedUser>,
         reply: Reply,
         count: bool,
     ) -> Next {
         self.auth_failures += 1;
         let config = &self.shared.config;
         let ip = self.session.peer().addr().map(|a| a.ip());
+        let client = self.client_prefix();
         let peer_ip = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
-        let user_field = match user.as_deref() {
+        let client_field = client.map_or_else(|| "-".to_owned(), |c| c.to_string());
+        let user_field = match &user {
             None => "-".to_owned(),
             Some(user) if config.log_auth_usernames => user
+                .raw
                 .iter()
                 .take(64)
                 .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
                 .collect(),
-            Some(user) => user_fingerprint(user),
+            // Of the normal form, so that the log groups the spellings the limiter groups.
+            Some(user) => user_fingerprint(&user.key),
         };
         warn!(
             target: "smtpd::auth",
             peer_ip = %peer_ip,
+            client = %client_field,
             mechanism = %mechanism,
             user = %user_field,
             failures = self.auth_failures,
@@ -186,11 +207,17 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             "AUTH failed"
         );
         if let Some(limiter) = config.auth_limiter.clone().filter(|_| count) {
-            if let Some(ip) = ip {
-                limiter.record_failure(LimitKey::Ip(ip)).await;
+            if let Some(client) = client {
+                limiter
+                    .get()
+                    .record_failure_boxed(LimitKey::Client(client))
+                    .await;
             }
             if let Some(user) = &user {
-                limiter.record_failure(LimitKey::User(user)).await;
+                limiter
+                    .get()
+                    .record_failure_boxed(LimitKey::User(&user.key))
+                    .await;
             }
         }
         let base = config.auth_failure_delay;

@@ -5,10 +5,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{AddrPrefixes, AuthLimiter, IpPrefix, LimitKey};
+use super::{AuthLimiter, IpPrefix, LimitKey};
 
 /// How many shared windows count the users that find the table full.
 const USER_OVERFLOW_BUCKETS: usize = 64;
@@ -100,11 +99,6 @@ impl MemoryLimiter {
                 }
                 Bucket::SharedUsers((hash % USER_OVERFLOW_BUCKETS as u64) as usize)
             }
-            // Remove with `LimitKey::Ip`.
-            LimitKey::Ip(ip) => self.bucket(
-                table,
-                LimitKey::Client(AddrPrefixes::default().prefix_of(ip)),
-            ),
         }
     }
 }
@@ -116,7 +110,6 @@ impl Default for MemoryLimiter {
     }
 }
 
-#[async_trait]
 impl AuthLimiter for MemoryLimiter {
     async fn is_blocked(&self, key: LimitKey<'_>) -> bool {
         let now = Instant::now();
@@ -241,10 +234,10 @@ impl SharedWindow {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv6Addr};
+    use std::net::Ipv6Addr;
 
     use super::*;
-    use crate::auth::limit::normalize_user;
+    use crate::auth::limit::{AddrPrefixes, normalize_user};
 
     const BUDGET: u32 = 10;
     const WINDOW: Duration = Duration::from_secs(600);
@@ -344,21 +337,6 @@ mod tests {
         assert!(limiter.is_blocked(client("192.0.2.7")).await);
         assert!(limiter.is_blocked(client("::ffff:192.0.2.7")).await);
         assert!(!limiter.is_blocked(client("192.0.2.8")).await);
-    }
-
-    /// Until the connection passes prefixes, a bare address is counted by the default ones.
-    #[tokio::test]
-    async fn a_bare_address_counts_by_its_default_prefix() {
-        let limiter = MemoryLimiter::new(BUDGET, WINDOW);
-        let ip = |text: &str| LimitKey::Ip(text.parse::<IpAddr>().unwrap());
-        for i in 0..BUDGET {
-            limiter
-                .record_failure(ip(&format!("2001:db8::{i:x}")))
-                .await;
-        }
-        assert!(limiter.is_blocked(client("2001:db8::ffff")).await);
-        assert!(limiter.is_blocked(ip("2001:db8::1:0")).await);
-        assert!(!limiter.is_blocked(ip("2001:db8:0:1::")).await);
     }
 
     #[tokio::test]
