@@ -14,6 +14,8 @@
 # group. Results: $BENCH_WORK/results/<timestamp>/ (results.jsonl, report.md, server logs).
 # The exit status is non-zero if any run failed.
 set -euo pipefail
+# All in one function, so that bash has read the whole script before it runs any of it.
+main() {
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${BENCH_WORK:-${TMPDIR:-/tmp}/smtpbench}
 PORT=${PORT:-2525}
@@ -79,17 +81,19 @@ for p in ${PEERS//,/ }; do
   else echo "peer $p is not installed: skipped" >&2; fi
 done
 
+RUN_PEERS=$(IFS=,; echo "${run_peers[*]}")
+
 # 3. Builds: smtpd and the generator (release), the go peer, the node peer.
 mkdir -p "$WORK"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin smtpd
 CARGO_TARGET_DIR=$TARGET cargo build --release --quiet --manifest-path "$ROOT/bench/loadgen/Cargo.toml"
 SMTPD_BIN=$TARGET/release/smtpd
 LOADGEN=$TARGET/release/loadgen
-if has "${run_peers[*]// /,}" go-smtp; then
+if has "$RUN_PEERS" go-smtp; then
   (cd "$ROOT/bench/peers/gosmtp" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off \
     GOCACHE="$WORK/gocache" go build -o "$WORK/gosink" main.go)
 fi
-if has "${run_peers[*]// /,}" smtp-server; then
+if has "$RUN_PEERS" smtp-server; then
   mkdir -p "$WORK/node"
   cp "$ROOT/bench/peers/node/package.json" "$ROOT/bench/peers/node/sink.js" "$WORK/node/"
   [ -d "$WORK/node/node_modules/smtp-server" ] ||
@@ -252,3 +256,5 @@ if [ "$FAILED" = 1 ]; then
   exit 1
 fi
 echo "== report: $OUT/report.md"
+}
+main "$@"

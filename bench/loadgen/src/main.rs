@@ -8,18 +8,14 @@ mod scram;
 mod script;
 mod session;
 mod slots;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use rustls::RootCertStore;
-use rustls::client::Resumption;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsConnector;
 
 use cli::{Args, Workload};
 use report::Run;
@@ -113,7 +109,7 @@ fn plan(args: &Args) -> Result<Plan, String> {
         1024
     });
     let tls = match (&args.ca, args.workload.tls()) {
-        (Some(ca), _) => Some(tls(ca, args)?),
+        (Some(ca), _) => Some(tls::connector(ca, &args.server_name, args.resume)?),
         (None, true) => return Err(format!("{} needs --ca", args.workload.name())),
         (None, false) => None,
     };
@@ -127,32 +123,6 @@ fn plan(args: &Args) -> Result<Plan, String> {
         pass: args.pass.clone(),
         op_timeout: Duration::from_secs_f64(args.op_timeout),
     })
-}
-
-fn tls(ca: &std::path::Path, args: &Args) -> Result<(TlsConnector, ServerName<'static>), String> {
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
-    }
-    // ring, as smtpd uses: both ends then offer the same key exchanges (no post-quantum hybrid,
-    // which go-smtp's Go 1.19 lacks too), so every server does the same handshake work.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    if !args.resume {
-        // rustls resumes by default; a full handshake per connection is what is measured then.
-        config.resumption = Resumption::disabled();
-    }
-    let name = ServerName::try_from(args.server_name.clone()).map_err(|e| e.to_string())?;
-    Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
 /// One run of `count` transactions over `--concurrency` connections.
