@@ -109,6 +109,8 @@ class Cell:
         if self.gen_bound:
             return "**gen-bound**"
         if self.server_pct is not None and self.server_pct >= BOUND:
+            if self.gen_pct is not None and self.gen_pct >= BOUND:
+                return "both >= 90 %"
             return "server-bound"
         return "neither"
 
@@ -147,7 +149,8 @@ def report(out):
              "CPU % is of one core; us/unit is CPU time per message (msg) or per connection "
              "(conn). *gen-bound*: generator >= 90 % CPU while the server < 90 %: its "
              "throughput is the generator's and the row is used for no ratio. *server-bound*: "
-             "server >= 90 %. *neither*: neither process filled its core (latency-bound, or "
+             "server >= 90 %. *both >= 90 %*: the server saturated, and so nearly did the generator "
+             "(used in ratios, but a faster server could not show more here). *neither*: neither process filled its core (latency-bound, or "
              "the machine was busy with other work).\n")
     peers = [x for x in PEERS if any(k[0] == x for k in c)]
     peers += sorted({k[0] for k in c} - set(peers))
