@@ -243,14 +243,14 @@ for rep in $(seq 1 "$REPS"); do
           >>"$RES" 2>>"$OUT/loadgen.log"; then
         fail "$p/$w/$rep: loadgen exit status $? ($(tail -n1 "$OUT/loadgen.log" 2>/dev/null))"
       fi
-      tail -n "+$((before + 1))" "$RES" | "$PY" "$ROOT/bench/report.py" --line || true
+      tail -n "+$((before + 1))" "$RES" | "$PY" "$ROOT/bench/loadgen_report.py" --line || true
       stop_server
     done
   done
 done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
-"$PY" "$ROOT/bench/report.py" "$OUT" | tee "$OUT/report.md"
+"$PY" "$ROOT/bench/loadgen_report.py" "$OUT" | tee "$OUT/report.md"
 if [ "$FAILED" = 1 ]; then
   echo "== some runs failed: $OUT/failures.txt" >&2
   exit 1
