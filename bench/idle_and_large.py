@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Memory figures of issue 7 against a running server on loopback:
+"""Memory figures of issues 7 and 19 against a running server on loopback:
 
   idle:  N connections opened, greeted and EHLO'd, then held idle; reports the server's RSS
-         before and with them (target: 10,000 connections in <= 64 MiB RSS).
+         before and with them (issue 19's target: 10,000 connections in <= 40 MiB RSS).
   large: one message of SIZE MiB streamed through DATA; reports the server's peak RSS growth
          (VmHWM; target: 100 MiB through Sink or Maildir with <= 16 MiB growth).
 
