@@ -273,9 +273,7 @@ async fn a_hanging_handler_holds_only_its_own_connection() {
     )
     .await;
     let mut hung = Client::ehloed(server.local_addr()).await;
-    hung.cmd("MAIL FROM:<a@example.com>", 250).await;
-    hung.cmd("RCPT TO:<b@example.com>", 250).await;
-    hung.cmd("DATA", 354).await;
+    hung.begin_data("a@example.com", &["b@example.com"]).await;
     hung.send(b"HANG\r\n.\r\n").await;
     for _ in 0..3 {
         let mut c = Client::ehloed(server.local_addr()).await;

@@ -26,9 +26,7 @@ async fn smuggled_markers_cut_into_single_bytes_stay_in_the_message() {
         ("\r\n.\r\r\n", "\r\n\r\r\n"),
     ];
     for (i, (marker, kept)) in markers.iter().enumerate() {
-        c.cmd("MAIL FROM:<a@example.com>", 250).await;
-        c.cmd("RCPT TO:<b@example.com>", 250).await;
-        c.cmd("DATA", 354).await;
+        c.begin_data("a@example.com", &["b@example.com"]).await;
         c.send(b"before").await;
         for byte in marker.bytes() {
             c.send(&[byte]).await;
@@ -87,9 +85,7 @@ async fn a_marker_after_a_bare_line_ending_is_content() {
     let (handler, messages) = collector();
     let server = start(handler, config()).await;
     let mut c = Client::ehloed(server.local_addr()).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     c.send(b"line\n.\r\nNOOP\r\nline\r.\r\nNOOP\r\n").await;
     c.expect(".", "250 OK").await;
     assert_eq!(

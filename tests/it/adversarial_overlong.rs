@@ -70,9 +70,7 @@ async fn an_oversized_message_is_refused_at_its_end() {
     )
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     let line = [&junk(78)[..], b"\r\n"].concat();
     for _ in 0..(3 * 64 * 1024 / line.len()) {
         c.send(&line).await;
@@ -97,9 +95,7 @@ async fn an_endless_data_line_is_refused_with_the_line_limit() {
     let (handler, messages) = collector();
     let server = start(handler, config()).await;
     let mut c = Client::ehloed(server.local_addr()).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     let chunk = junk(64 * 1024);
     for _ in 0..64 {
         c.send(&chunk).await;

@@ -115,9 +115,7 @@ async fn the_end_marker_may_arrive_in_pieces() {
     let (handler, messages) = collector();
     let server = start(handler, config()).await;
     let mut c = Client::ehloed(server.local_addr()).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     for piece in [
         &b"Subject: pieces\r\n\r\nbody"[..],
         b"\r",
@@ -277,9 +275,7 @@ async fn commands_after_a_refused_message_are_not_part_of_it() {
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     c.send(b"this line is longer than twenty bytes\r\n.\r\nNOOP\r\nMAIL FROM:<c@example.com>\r\n")
         .await;
     assert_eq!(c.reply().await, ["552 Error: Too much mail data"]);
@@ -385,9 +381,7 @@ async fn debugging_prints_a_message_without_headers() {
     let server = start(Debugging::to_writer(out.clone()), config()).await;
     let mut c = Client::ehloed(server.local_addr()).await;
     let me = c.local_addr();
-    c.cmd("MAIL FROM:<>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("", &["b@example.com"]).await;
     c.send(b"just a line\r\n").await;
     c.expect(".", "250 OK").await;
     assert_eq!(

@@ -288,9 +288,7 @@ async fn unknown_commands_do_not_restart_the_idle_timer() {
 async fn a_stalled_message_transfer_times_out() {
     let (handler, messages) = collector();
     let mut c = idle_after_ehlo(handler, Duration::from_millis(600)).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     c.send(b"Subject: stalled\r\n\r\nand then nothing").await;
     let since = Instant::now();
     assert_eq!(c.reply().await, [TIMED_OUT]);
@@ -324,9 +322,7 @@ async fn a_stalled_auth_challenge_times_out_with_421() {
 async fn a_slow_but_steady_transfer_outlives_the_timeout() {
     let (handler, messages) = collector();
     let mut c = idle_after_ehlo(handler, Duration::from_millis(600)).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     let mut expected = Vec::new();
     for i in 0..6 {
         let chunk = format!("chunk {i}\r\n");
@@ -377,9 +373,7 @@ async fn shutdown_lets_a_transfer_in_flight_finish() {
     let mut idle = Client::ehloed(addr).await;
     let mut greeted_only = Client::connect(addr).await;
     let mut busy = Client::ehloed(addr).await;
-    busy.cmd("MAIL FROM:<a@example.com>", 250).await;
-    busy.cmd("RCPT TO:<b@example.com>", 250).await;
-    busy.cmd("DATA", 354).await;
+    busy.begin_data("a@example.com", &["b@example.com"]).await;
     busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
     // Let the server read the first half before shutting down.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -426,9 +420,7 @@ async fn shutdown_cuts_off_a_transfer_after_the_grace_period() {
     };
     let server = start(handler, cfg).await;
     let mut busy = Client::ehloed(server.local_addr()).await;
-    busy.cmd("MAIL FROM:<a@example.com>", 250).await;
-    busy.cmd("RCPT TO:<b@example.com>", 250).await;
-    busy.cmd("DATA", 354).await;
+    busy.begin_data("a@example.com", &["b@example.com"]).await;
     busy.send(b"Subject: never finished\r\n\r\n").await;
     let took = shut_down_within(server, Duration::from_secs(10)).await;
     assert!(

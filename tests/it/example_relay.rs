@@ -101,9 +101,8 @@ async fn reports_upstream_failure_as_temporary() {
     use base64::Engine as _;
     let blob = base64::engine::general_purpose::STANDARD.encode("\0alice\0pw");
     c.cmd(&format!("AUTH PLAIN {blob}"), 235).await;
-    c.cmd("MAIL FROM:<alice@example.com>", 250).await;
-    c.cmd("RCPT TO:<bob@example.org>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("alice@example.com", &["bob@example.org"])
+        .await;
     c.send(b"Subject: x\r\n\r\nbody\r\n").await;
     let reply = c.cmd(".", 451).await;
     assert!(

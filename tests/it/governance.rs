@@ -165,9 +165,7 @@ async fn a_sender_above_the_minimum_rate_is_not_cut_off() {
     let server = start_in_memory(handler, slow_config());
     let mut c = Client::in_memory(&server).greeted().await;
     c.cmd("EHLO client.example", 250).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     // 2000 bytes at once earn 2 s; the end comes after 0.6 s, past the grace.
     let line = [b'x'; 98];
     for _ in 0..20 {

@@ -554,9 +554,7 @@ async fn implicit_tls_behind_a_proxy() {
         .expect("TLS handshake");
     assert_eq!(d.reply().await, ["220 test.example smtpd test"]);
     d.ehlo("client.example").await;
-    d.cmd("MAIL FROM:<a@example.com>", 250).await;
-    d.cmd("RCPT TO:<b@example.com>", 250).await;
-    d.cmd("DATA", 354).await;
+    d.begin_data("a@example.com", &["b@example.com"]).await;
     d.send(b"hi\r\n").await;
     d.cmd(".", 250).await;
     let (peer, data) = seen.data.lock().unwrap().pop().expect("a message");

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::support::tls::Pki;
+use crate::support::tls::{Pki, smtpd_tls_command};
 use crate::support::*;
 use smtp_core::auth::mechanisms::{Anonymous, External};
 use smtp_core::{
@@ -141,14 +141,9 @@ async fn anonymous_keeps_the_trace() {
 #[tokio::test]
 async fn binary_offers_external_with_a_client_ca() {
     let pki = Pki::new();
-    let mut command = smtpd_command();
+    let mut command = smtpd_tls_command(&pki);
     command
-        .args(["--listen", "127.0.0.1:0", "--handler", "sink"])
-        .args(["--hostname", "test.example", "--ident", "smtpd test"])
-        .arg("--tls-cert")
-        .arg(&pki.server.cert)
-        .arg("--tls-key")
-        .arg(&pki.server.key)
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--tls-client-ca")
         .arg(&pki.ca)
         .args([

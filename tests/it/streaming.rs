@@ -59,9 +59,7 @@ fn big_config(limit: usize) -> Config {
 /// Sends at least `total` octets of body through DATA in 64 000-octet writes; returns the
 /// decoded size the server should see and the reply to the final dot.
 async fn send_by_data(c: &mut Client, total: usize) -> (usize, Vec<String>) {
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     let block = block();
     let mut sent = 0;
     while sent < total {

@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::tls::{Pki, SERVER_NAME, start_both, tls_config};
+use crate::support::tls::{Pki, SERVER_NAME, smtpd_tls_command, start_both, tls_config};
 use crate::support::{Client, TlsClient};
-use crate::support::{Smtpd, config, run_smtpd, smtpd_command, start, start_in_memory};
+use crate::support::{Smtpd, config, run_smtpd, start, start_in_memory};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -759,7 +759,7 @@ async fn smtpd_binary_names_the_unreadable_tls_file_and_exits_2() {
 #[tokio::test]
 async fn smtpd_binary_serves_starttls_and_implicit_tls_with_its_flags() {
     let pki = Pki::new();
-    let mut command = smtpd_command();
+    let mut command = smtpd_tls_command(&pki);
     command
         .args([
             "--listen",
@@ -767,18 +767,7 @@ async fn smtpd_binary_serves_starttls_and_implicit_tls_with_its_flags() {
             "--implicit-tls-listen",
             "127.0.0.1:0",
         ])
-        .args(["--hostname", "test.example", "--ident", "smtpd test"])
-        .args([
-            "--handler",
-            "sink",
-            "--auth-user",
-            "user:pass",
-            "--require-starttls",
-        ])
-        .arg("--tls-cert")
-        .arg(&pki.server.cert)
-        .arg("--tls-key")
-        .arg(&pki.server.key)
+        .args(["--auth-user", "user:pass", "--require-starttls"])
         .arg("--tls-client-ca")
         .arg(&pki.ca)
         .env("RUST_LOG", "warn");
@@ -895,14 +884,9 @@ async fn a_rustls_config_made_elsewhere_works_but_cannot_reload() {
 #[tokio::test]
 async fn smtpd_binary_reloads_its_certificate_on_sighup() {
     let pki = Pki::new();
-    let mut command = smtpd_command();
+    let mut command = smtpd_tls_command(&pki);
     command
-        .args(["--listen", "127.0.0.1:0", "--handler", "sink"])
-        .args(["--hostname", "test.example", "--ident", "smtpd test"])
-        .arg("--tls-cert")
-        .arg(&pki.server.cert)
-        .arg("--tls-key")
-        .arg(&pki.server.key)
+        .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info");
     let smtpd = Smtpd::start(command);
     let addr = smtpd.addr();

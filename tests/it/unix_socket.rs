@@ -30,9 +30,7 @@ async fn dialogue(path: &Path) {
     let mut c = connect(path).await;
     assert_eq!(c.reply().await, ["220 test.example smtpd test"]);
     c.cmd("EHLO client.example", 250).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com"]).await;
     c.cmd("hi\r\n.", 250).await;
     c.cmd("QUIT", 221).await;
 }
@@ -126,10 +124,8 @@ async fn lmtp_over_a_unix_socket() {
     let mut c = connect(&path).await;
     assert_eq!(c.reply().await, ["220 test.example smtpd test"]);
     c.cmd("LHLO client.example", 250).await;
-    c.cmd("MAIL FROM:<a@example.com>", 250).await;
-    c.cmd("RCPT TO:<b@example.com>", 250).await;
-    c.cmd("RCPT TO:<c@example.com>", 250).await;
-    c.cmd("DATA", 354).await;
+    c.begin_data("a@example.com", &["b@example.com", "c@example.com"])
+        .await;
     c.cmd("hi\r\n.", 250).await;
     let second = c.reply().await;
     assert!(second[0].starts_with("250 "), "{second:?}");

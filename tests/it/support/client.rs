@@ -109,14 +109,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         replies
     }
 
-    /// Sends one message: MAIL, RCPT (each expecting 250), DATA (354), `body` (dot-stuffed,
-    /// ending in CRLF) and `.`; returns the whole reply to the final `.`.
-    pub async fn deliver(&mut self, from: &str, to: &[&str], body: &[u8]) -> Vec<String> {
+    /// MAIL and RCPT (each expecting 250), then DATA (354): a transaction up to its message.
+    pub async fn begin_data(&mut self, from: &str, to: &[&str]) {
         self.cmd(&format!("MAIL FROM:<{from}>"), 250).await;
         for rcpt in to {
             self.cmd(&format!("RCPT TO:<{rcpt}>"), 250).await;
         }
         self.cmd("DATA", 354).await;
+    }
+
+    /// Sends one message: [`Client::begin_data`], `body` (dot-stuffed, ending in CRLF) and `.`;
+    /// returns the whole reply to the final `.`.
+    pub async fn deliver(&mut self, from: &str, to: &[&str], body: &[u8]) -> Vec<String> {
+        self.begin_data(from, to).await;
         self.send(body).await;
         self.send(b".\r\n").await;
         self.reply().await

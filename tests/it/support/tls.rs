@@ -217,6 +217,20 @@ pub fn tls_config(pki: &Pki) -> Config {
     }
 }
 
+/// `smtpd` (see [`super::Smtpd`]) with the host name and ident of [`super::config`], the
+/// `sink` handler and the server certificate; the caller adds the listeners.
+pub fn smtpd_tls_command(pki: &Pki) -> std::process::Command {
+    let mut command = super::smtpd_command();
+    command
+        .args(["--hostname", "test.example", "--ident", "smtpd test"])
+        .args(["--handler", "sink"])
+        .arg("--tls-cert")
+        .arg(&pki.server.cert)
+        .arg("--tls-key")
+        .arg(&pki.server.key);
+    command
+}
+
 /// Starts `handler` with a plain (STARTTLS) listener and an implicit-TLS listener on
 /// 127.0.0.1; returns the handle and the two addresses.
 pub async fn start_both<H: Handler>(
