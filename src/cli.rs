@@ -26,7 +26,7 @@ pub struct Cli {
     /// Host name in the greeting and EHLO reply [default: this machine's host name].
     #[arg(long)]
     hostname: Option<String>,
-    /// Greeting text after the host name [default: smtpd <version>].
+    /// Greeting text after the host name [default: "smtpd" and its version].
     #[arg(long)]
     ident: Option<String>,
     /// What to do with messages: debugging (print them), sink (drop them), maildir:DIR.
@@ -334,12 +334,13 @@ impl Cli {
             config.tls = Some(builder.build().map_err(|e| e.to_string())?);
         }
         if self.proxy_protocol {
-            let mut proxy = ProxyProtocol::default();
-            proxy.trusted = self.proxy_trusted.clone();
-            if let Some(secs) = self.proxy_timeout {
-                proxy.timeout = Duration::from_secs(secs);
-            }
-            config.proxy_protocol = Some(proxy);
+            let default = ProxyProtocol::default();
+            config.proxy_protocol = Some(ProxyProtocol {
+                trusted: self.proxy_trusted.clone(),
+                timeout: self
+                    .proxy_timeout
+                    .map_or(default.timeout, Duration::from_secs),
+            });
         }
         if !self.implicit_tls_listen.is_empty() && config.tls.is_none() {
             return Err("--implicit-tls-listen needs --tls-cert and --tls-key".into());

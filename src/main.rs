@@ -45,13 +45,21 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // One line: clap's first, and the possible values when it lists them.
             let text = e.to_string();
-            let first = text
-                .lines()
+            let mut lines = text.lines();
+            let first = lines
                 .next()
                 .unwrap_or("bad arguments")
                 .trim_start_matches("error: ");
-            return fail(format!("{first} (see --help)"));
+            let values = lines.find_map(|l| l.trim().strip_prefix("[possible values: "));
+            return fail(match values {
+                Some(values) => format!(
+                    "{first}: expected one of {} (see --help)",
+                    values.trim_end_matches(']')
+                ),
+                None => format!("{first} (see --help)"),
+            });
         }
     };
     let filter = match cli.verbose {

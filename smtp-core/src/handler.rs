@@ -103,20 +103,25 @@ macro_rules! hooks {
             }
         }
 
-        /// Support for the macros; not a public API.
-        #[doc(hidden)]
-        pub mod route {
+        /// What the macros expand to; the paths the macros use are under `__private`.
+        #[allow(missing_docs)]
+        pub(crate) mod route {
             use super::*;
 
-            /// The hooks that `#[smtp_core::hooks]` implements: the same methods as [`Handler`].
+            /// The hooks of a `#[smtp_core::hooks]` impl block: the same methods as
+            /// [`Handler`], implemented by that attribute. `#[derive(SmtpHandler)]` forwards
+            /// `Handler` to it when a type has it, and uses the defaults otherwise. Not meant to
+            /// be implemented by hand: implement [`Handler`] instead.
             #[diagnostic::on_unimplemented(message = "`{Self}` has no `#[smtp_core::hooks]` impl block")]
             pub trait Hooks: Send + Sync + 'static {
                 $(
+                    $(#[$doc])*
                     #[allow(unused_variables)]
                     fn $name(&self $(, $arg: $ty)*) -> impl Future<Output = $ret> + Send {
                         async move $default
                     }
                 )*
+                /// The handler's own AUTH mechanisms, as in [`Handler::mechanisms`].
                 fn mechanisms() -> &'static [Mechanism<Self>] where Self: Sized { &[] }
             }
 

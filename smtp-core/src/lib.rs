@@ -100,6 +100,7 @@ pub use body::{BodyMode, BodySink, BoxedSink};
 pub use config::{CallLimit, Cidr, Config, MinDataRate, ProxyProtocol};
 pub use envelope::{BodyType, Envelope, Recipient};
 pub use extensions::Extensions;
+pub use handler::route::Hooks;
 pub use handler::{Handler, HookError};
 pub use proto::params::{MailParams, RcptParams};
 pub use proto::proxy::{ProxyCommand, ProxyData};
@@ -124,42 +125,15 @@ pub mod __fuzz;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::auth::IntoAuthResult;
-    pub use crate::handler::route;
+    /// The autoref specialisation behind `#[derive(SmtpHandler)]`.
+    pub mod route {
+        pub use crate::handler::route::{Probe, UseDefaults, UseHooks, ViaDefaults, ViaHooks};
+    }
     pub use futures_util::future::BoxFuture;
     pub use std::boxed::Box;
     pub use std::future::Future;
 
-    use crate::auth::{AuthAbort, AuthResult};
-
-    /// What a `handle_auth` method of a `#[hooks]` block may return: an [`AuthResult`] (the
-    /// hook decides), a `Result<AuthResult, AuthAbort>` (so that `?` works on a challenge), or
-    /// the trait's own `Option<AuthResult>` (`None` runs the mechanism).
-    #[diagnostic::on_unimplemented(
-        message = "`handle_auth` cannot return `{Self}`",
-        label = "expected `AuthResult`, `Result<AuthResult, AuthAbort>` or `Option<AuthResult>`"
-    )]
-    pub trait IntoHandleAuth {
-        /// Converts into the result of `Handler::handle_auth`.
-        fn into_handle_auth(self) -> Option<AuthResult>;
-    }
-
-    impl IntoHandleAuth for AuthResult {
-        fn into_handle_auth(self) -> Option<AuthResult> {
-            Some(self)
-        }
-    }
-
-    impl IntoHandleAuth for Result<AuthResult, AuthAbort> {
-        fn into_handle_auth(self) -> Option<AuthResult> {
-            Some(self.unwrap_or_else(AuthResult::from))
-        }
-    }
-
-    impl IntoHandleAuth for Option<AuthResult> {
-        fn into_handle_auth(self) -> Option<AuthResult> {
-            self
-        }
-    }
+    pub use crate::auth::IntoHandleAuth;
 
     /// The names a derived `impl Handler` uses unqualified, imported in its own scope so that
     /// user items of the same names cannot capture them.

@@ -22,7 +22,7 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
         // The autoref probe of `__forward_hooks!` only sees impls of concrete types; a generic
         // handler states the bound so that the probe can rely on it.
         let (_, ty_generics, _) = input.generics.split_for_impl();
-        let bound = syn::parse_quote!(#ident #ty_generics: #krate::__private::route::Hooks);
+        let bound = syn::parse_quote!(#ident #ty_generics: #krate::Hooks);
         generics.make_where_clause().predicates.push(bound);
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
@@ -133,7 +133,7 @@ fn hooks_stub(item: &ItemImpl, krate: &Path) -> TokenStream {
     let self_ty = &item.self_ty;
     let (impl_generics, _, where_clause) = item.generics.split_for_impl();
     quote! {
-        impl #impl_generics #krate::__private::route::Hooks for #self_ty #where_clause {}
+        impl #impl_generics #krate::Hooks for #self_ty #where_clause {}
     }
 }
 
@@ -152,7 +152,7 @@ fn hooks_impl(model: &HooksImpl, krate: &Path) -> TokenStream {
     let mechanisms =
         (!model.mechanisms.is_empty()).then(|| mechanisms_fn(&model.mechanisms, krate));
     quote! {
-        impl #impl_generics #krate::__private::route::Hooks for #self_ty #where_clause {
+        impl #impl_generics #krate::Hooks for #self_ty #where_clause {
             #(#hooks)*
             #mechanisms
         }

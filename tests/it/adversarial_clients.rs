@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use smtp_core::{Config, Envelope, Handler, Reply, Session};
+use smtp_core::{Envelope, Handler, Reply, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -43,13 +43,11 @@ async fn an_early_talker_is_answered_after_the_greeting() {
 /// (`engine_lifecycle::an_idle_client_gets_421_and_is_closed`).
 #[tokio::test(start_paused = true)]
 async fn a_slowloris_client_is_cut_off_by_the_idle_timeout() {
-    let server = start_in_memory(
-        smtp_core::handlers::Sink,
-        Config {
-            timeout: Duration::from_secs(2),
-            ..config()
-        },
-    );
+    let server = start_in_memory(smtp_core::handlers::Sink, {
+        let mut config = config();
+        config.idle_timeout = Duration::from_secs(2);
+        config
+    });
     let mut slow = Client::in_memory(&server).greeted().await;
     let started = tokio::time::Instant::now();
     let trickle = async {
@@ -88,14 +86,12 @@ async fn a_slowloris_client_is_cut_off_by_the_idle_timeout() {
 #[tokio::test]
 async fn an_idle_flood_from_one_address_leaves_room_for_others() {
     let (handler, messages) = collector();
-    let server = start(
-        handler,
-        Config {
-            max_connections: Some(30),
-            max_connections_per_ip: Some(10),
-            ..config()
-        },
-    )
+    let server = start(handler, {
+        let mut config = config();
+        config.max_connections = Some(30);
+        config.max_connections_per_ip = Some(10);
+        config
+    })
     .await;
     let flooder = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut idle = Vec::new();
@@ -130,15 +126,13 @@ async fn an_idle_flood_from_one_address_leaves_room_for_others() {
 /// places; then a well-behaved client is served.
 #[tokio::test]
 async fn an_idle_flood_up_to_the_connection_limit_times_out() {
-    let server = start(
-        smtp_core::handlers::Sink,
-        Config {
-            max_connections: Some(20),
-            max_connections_per_ip: None,
-            timeout: Duration::from_secs(1),
-            ..config()
-        },
-    )
+    let server = start(smtp_core::handlers::Sink, {
+        let mut config = config();
+        config.max_connections = Some(20);
+        config.max_connections_per_ip = None;
+        config.idle_timeout = Duration::from_secs(1);
+        config
+    })
     .await;
     let mut idle = Vec::new();
     for _ in 0..20 {
@@ -264,13 +258,11 @@ impl Handler for Hanging {
 /// `shutdown_grace`. Regression: shutdown used to wait forever for the hung hook.
 #[tokio::test]
 async fn a_hanging_handler_holds_only_its_own_connection() {
-    let server = start(
-        Hanging,
-        Config {
-            shutdown_grace: Duration::from_millis(500),
-            ..config()
-        },
-    )
+    let server = start(Hanging, {
+        let mut config = config();
+        config.shutdown_grace = Duration::from_millis(500);
+        config
+    })
     .await;
     let mut hung = Client::ehloed(server.local_addr()).await;
     hung.begin_data("a@example.com", &["b@example.com"]).await;

@@ -7,8 +7,6 @@
 //! form a mechanism might parse: the initial response, each challenge answer, raw and in
 //! base64, as PLAIN, XOAUTH2, OAUTHBEARER and SCRAM messages.
 
-use std::sync::Arc;
-
 use crate::support::*;
 use smtp_core::auth::mechanisms::{Anonymous, CramMd5, External, OAuthBearer, Scram, XOAuth2};
 use smtp_core::{Config, Server, ServerHandle, StaticUsers};
@@ -38,57 +36,32 @@ fn secrets() -> Vec<String> {
 }
 
 fn config() -> Config {
-    Config {
-        authenticator: Some(Arc::new(StaticUsers::new().user(LOGIN, PASSWORD))),
-        max_auth_failures: None,
-        // The password sent as a command is an unknown command, once per mechanism.
-        bogus_limit: 100,
-        ..auth_config()
-    }
+    let mut config = auth_config();
+    config.authenticator = Some(StaticUsers::new().user(LOGIN, PASSWORD).into());
+    config.max_auth_failures = None;
+    // The password sent as a command is an unknown command, once per mechanism.
+    config.max_unknown_commands = 100;
+    config
 }
 
 /// A server with every mechanism smtp-core has: the built-in PLAIN and LOGIN and all of
 /// `auth::mechanisms`.
 async fn start_all() -> ServerHandle {
     let users = StaticUsers::new().user(LOGIN, PASSWORD);
-    let server = Server::new(smtp_core::handlers::Sink, config());
-    let server = [
-        (
-            "SCRAM-SHA-256",
-            Box::new(Scram::sha256(users.clone())) as Box<dyn smtp_core::AuthMechanism>,
-        ),
-        (
-            "SCRAM-SHA-256-PLUS",
-            Box::new(Scram::sha256_plus(users.clone())),
-        ),
-        ("SCRAM-SHA-1", Box::new(Scram::sha1(users.clone()))),
-        ("CRAM-MD5", Box::new(CramMd5::new(users))),
-        ("XOAUTH2", Box::new(XOAuth2::new())),
-        ("OAUTHBEARER", Box::new(OAuthBearer::new())),
-        ("EXTERNAL", Box::new(External)),
-        ("ANONYMOUS", Box::new(Anonymous)),
-    ]
-    .into_iter()
-    .fold(server, |server, (name, mechanism)| {
-        server
-            .mechanism(name, Boxed(mechanism))
-            .expect("valid name")
-    });
-    server.listen("127.0.0.1:0").await.expect("bind").start()
-}
-
-/// A boxed mechanism is a mechanism.
-struct Boxed(Box<dyn smtp_core::AuthMechanism>);
-
-#[async_trait::async_trait]
-impl smtp_core::AuthMechanism for Boxed {
-    async fn run(
-        &self,
-        server: &mut smtp_core::AuthServer<'_>,
-        args: &[String],
-    ) -> Result<smtp_core::AuthResult, smtp_core::AuthAbort> {
-        self.0.run(server, args).await
-    }
+    Server::new(smtp_core::handlers::Sink, config())
+        .mechanism(Scram::sha256(users.clone()))
+        .and_then(|s| s.mechanism(Scram::sha256_plus(users.clone())))
+        .and_then(|s| s.mechanism(Scram::sha1(users.clone())))
+        .and_then(|s| s.mechanism(CramMd5::new(users)))
+        .and_then(|s| s.mechanism(XOAuth2::new()))
+        .and_then(|s| s.mechanism(OAuthBearer::new()))
+        .and_then(|s| s.mechanism(External))
+        .and_then(|s| s.mechanism(Anonymous))
+        .expect("valid names")
+        .listen("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .start()
 }
 
 /// The mechanisms in the EHLO reply's `AUTH` line, but ANONYMOUS: its trace string is public

@@ -6,7 +6,6 @@
 //! line each, and `auth_better.rs` the AUTH line limit; here the input is megabytes.
 
 use crate::support::*;
-use smtp_core::Config;
 
 /// A chunk of input without any line ending.
 fn junk(len: usize) -> Vec<u8> {
@@ -61,13 +60,11 @@ async fn an_endless_auth_answer_gets_one_reply() {
 #[tokio::test]
 async fn an_oversized_message_is_refused_at_its_end() {
     let (handler, messages) = collector();
-    let server = start(
-        handler,
-        Config {
-            data_size_limit: Some(64 * 1024),
-            ..config()
-        },
-    )
+    let server = start(handler, {
+        let mut config = config();
+        config.max_message_size = Some(64 * 1024);
+        config
+    })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.begin_data("a@example.com", &["b@example.com"]).await;
@@ -114,13 +111,11 @@ async fn an_endless_data_line_is_refused_with_the_line_limit() {
 #[tokio::test]
 async fn a_pipelined_recipient_flood_is_capped() {
     let (handler, messages) = collector();
-    let server = start(
-        handler,
-        Config {
-            max_recipients: 100,
-            ..config()
-        },
-    )
+    let server = start(handler, {
+        let mut config = config();
+        config.max_recipients = 100;
+        config
+    })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.cmd("MAIL FROM:<a@example.com>", 250).await;

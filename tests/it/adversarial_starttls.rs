@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::support::Client;
 use crate::support::tls::{Pki, tls_config};
 use crate::support::{collector, start};
-use smtp_core::Config;
 
 const SILENCE: Duration = Duration::from_millis(300);
 const INJECTED: &[u8] = b"EHLO evil.example\r\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nSubject: injected\r\n\r\nevil\r\n.\r\n";
@@ -65,10 +64,11 @@ async fn injection_in_the_segment_that_ends_starttls_is_discarded() {
 #[tokio::test]
 async fn an_auth_injected_behind_starttls_does_not_log_the_session_in() {
     let pki = Pki::new();
-    let config = Config {
-        auth_required: true,
-        auth_require_tls: false,
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.auth_required = true;
+        config.auth_require_tls = false;
+        config
     };
     let server = start(smtp_core::handlers::Sink, config).await;
     let mut c = Client::connect(server.local_addr()).await;

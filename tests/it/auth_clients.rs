@@ -13,7 +13,7 @@ use crate::support::*;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use smtp_core::{AuthData, AuthResult, Config, Envelope, ServerHandle, Session};
+use smtp_core::{AuthData, AuthResult, Envelope, ServerHandle, Session};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "wonder-land 42";
@@ -35,11 +35,12 @@ async fn server(exclude: &[&str]) -> (ServerHandle, Messages, Asked) {
         }
     };
     let (handler, messages) = collector();
-    let config = Config {
-        authenticator: Some(Arc::new(authenticator)),
-        auth_exclude_mechanism: exclude.iter().map(|m| m.to_string()).collect(),
-        auth_required: true,
-        ..auth_config()
+    let config = {
+        let mut config = auth_config();
+        config.authenticator = Some(authenticator.into());
+        config.auth_exclude_mechanism = exclude.iter().map(|m| m.to_string()).collect();
+        config.auth_required = true;
+        config
     };
     (start(handler, config).await, messages, asked)
 }

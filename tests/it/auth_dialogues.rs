@@ -7,10 +7,10 @@
 //! each is translated to the `AuthResult` with the same effect, and the translation is noted
 //! at the mechanism. Where this server deliberately answers differently, the test says so.
 
+use smtp_core::{AuthArgs, SharedAuthenticator};
 use std::sync::{Arc, Mutex};
 
 use crate::support::*;
-use async_trait::async_trait;
 use smtp_core::handlers::Sink;
 use smtp_core::{
     AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Authenticator, Config, Envelope,
@@ -63,12 +63,12 @@ impl Handler for Peeker {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
         self.0.lock().unwrap().at_mail = Some(SessionAtMail {
-            authenticated: session.authenticated,
-            auth_data: session.auth_data.clone(),
-            login_data: session.login_data.clone(),
+            authenticated: session.authenticated(),
+            auth_data: session.auth_data().cloned(),
+            login_data: session.login_data().map(<[u8]>::to_vec),
         });
         Reply::ok()
     }
@@ -77,37 +77,47 @@ impl Handler for Peeker {
         &[
             Mechanism {
                 name: "DENYMISSING",
-                run: |h, server, args| Box::pin(h.auth_denymissing(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.auth_denymissing(server, args).await) })
+                },
             },
             Mechanism {
                 name: "DENYFALSE",
-                run: |h, server, args| Box::pin(h.auth_denyfalse(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.auth_denyfalse(server, args).await) })
+                },
             },
             Mechanism {
                 name: "NONE",
-                run: |h, server, args| Box::pin(h.auth_none(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.auth_none(server, args).await) }),
             },
             Mechanism {
                 name: "NULL",
-                run: |h, server, args| Box::pin(h.auth_null(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.auth_null(server, args).await) }),
             },
             Mechanism {
                 name: "DONT",
-                run: |h, server, args| Box::pin(h.auth_dont(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.auth_dont(server, args).await) }),
             },
             Mechanism {
                 name: "WITH_UNDERSCORE",
-                run: |h, server, args| Box::pin(h.auth_with_underscore(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.auth_with_underscore(server, args).await) })
+                },
             },
             // aiosmtpd: `@auth_mechanism("with-dash") auth_WITH_DASH`.
             Mechanism {
                 name: "WITH-DASH",
-                run: |h, server, args| Box::pin(h.auth_with_dash(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.auth_with_dash(server, args).await) })
+                },
             },
             // aiosmtpd: `auth_WITH__MULTI__DASH`, the double underscores mangled to dashes.
             Mechanism {
                 name: "WITH-MULTI-DASH",
-                run: |h, server, args| Box::pin(h.auth_with_multi_dash(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.auth_with_multi_dash(server, args).await) })
+                },
             },
         ]
     }
@@ -115,32 +125,31 @@ impl Handler for Peeker {
 
 impl Peeker {
     /// aiosmtpd returns `MISSING`, which smtp_AUTH answers with 535: `AuthResult::failure()`.
-    async fn auth_denymissing(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_denymissing(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 
     /// aiosmtpd returns `False` (535): `AuthResult::failure()`.
-    async fn auth_denyfalse(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_denyfalse(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 
-    /// aiosmtpd pushes its own 235 and returns `None` ("already answered"): here the push plus
-    /// `AuthResult::success()`; the server sees the final reply went out and adds nothing,
-    /// so the client gets exactly one 235.
-    async fn auth_none(&self, server: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
-        server.push(SUCCESS).await.expect("push");
-        AuthResult::success()
+    /// aiosmtpd pushes its own 235 and returns `None` ("already answered"). A mechanism here
+    /// cannot push a final reply: the reply comes from the result, so the 235 is its message
+    /// and the client gets exactly one 235.
+    async fn auth_none(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
+        AuthResult::success().with_message(SUCCESS)
     }
 
     /// aiosmtpd returns the string `"NULL_login"`: 235 and `login_data = "NULL_login"`, but
     /// the session is *not* authenticated. Equivalent here: success recording the value as
     /// custom auth data. Deliberate difference: a 235 does authenticate the session.
-    async fn auth_null(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_null(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::success_with(AuthData::custom("NULL_login"))
     }
 
     /// Returns `MISSING` in aiosmtpd; never runs, since the fixture excludes it.
-    async fn auth_dont(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_dont(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 
@@ -149,36 +158,36 @@ impl Peeker {
     /// Here the answer is ignored the same way (there is no `log_client_response`: answers are
     /// never logged) and the result is `AuthResult::success()`. An aborted challenge still
     /// ends the exchange with one 501 (see `auth_better.rs`).
-    async fn auth_with_underscore(&self, server: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_with_underscore(&self, server: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         let _ignored = server.challenge_auth("challenge", false).await;
         AuthResult::success()
     }
 
     /// aiosmtpd returns `"250 OK"`: `AuthResult::success()`.
-    async fn auth_with_dash(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_with_dash(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::success()
     }
 
     /// aiosmtpd returns `"250 OK"`: `AuthResult::success()`.
-    async fn auth_with_multi_dash(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_with_multi_dash(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::success()
     }
 }
 
 /// aiosmtpd's module-level `auth_callback`: login `goodlogin` with any password. Its `True`
 /// becomes `AuthResult(success=True, auth_data=LoginPassword)`, its `False` a 535.
-fn goodlogin_any_password() -> Arc<dyn Authenticator> {
-    Arc::new(
-        |_: &Session, _: &Envelope, _: &str, data: &AuthData| match data.login_password() {
+fn goodlogin_any_password() -> SharedAuthenticator {
+    SharedAuthenticator::new(|_: &Session, _: &Envelope, _: &str, data: &AuthData| {
+        match data.login_password() {
             Some(lp) if lp.login == b"goodlogin" => AuthResult::success_with(data.clone()),
             _ => AuthResult::failure(),
-        },
-    )
+        }
+    })
 }
 
 /// `PeekerHandler.authcallback`: remembers login and password, accepts goodlogin/goodpasswd.
-fn peeking_callback(peeked: Peeked) -> Arc<dyn Authenticator> {
-    Arc::new(move |_: &Session, _: &Envelope, _: &str, data: &AuthData| {
+fn peeking_callback(peeked: Peeked) -> SharedAuthenticator {
+    SharedAuthenticator::new(move |_: &Session, _: &Envelope, _: &str, data: &AuthData| {
         let Some(lp) = data.login_password() else {
             return AuthResult::failure();
         };
@@ -197,7 +206,6 @@ fn peeking_callback(peeked: Peeked) -> Arc<dyn Authenticator> {
 /// ask a database): `failme_with454` gets a custom failure reply, anyone else succeeds.
 struct PeekingAuthenticator(Peeked);
 
-#[async_trait]
 impl Authenticator for PeekingAuthenticator {
     async fn authenticate(
         &self,
@@ -209,7 +217,7 @@ impl Authenticator for PeekingAuthenticator {
         tokio::task::yield_now().await;
         let lp = auth_data.login_password().expect("PLAIN or LOGIN").clone();
         let mut peek = self.0.lock().unwrap();
-        peek.peer = Some(session.peer.clone());
+        peek.peer = Some(session.peer().clone());
         peek.mechanism = Some(mechanism.to_owned());
         peek.login_data = Some(lp.clone());
         if lp.login == b"failme_with454" {
@@ -225,30 +233,33 @@ impl Authenticator for PeekingAuthenticator {
 
 /// `decoding_authnotls_controller`: AUTH over plaintext, `auth_callback`, SMTPUTF8.
 fn decoding_authnotls() -> Config {
-    Config {
-        enable_smtputf8: true,
-        authenticator: Some(goodlogin_any_password()),
-        ..auth_config()
+    {
+        let mut config = auth_config();
+        config.smtputf8 = true;
+        config.authenticator = Some(goodlogin_any_password());
+        config
     }
 }
 
 /// `auth_peeker_controller`: the peeker's callback, `DONT` excluded.
 fn auth_peeker(peeked: &Peeked) -> Config {
-    Config {
-        enable_smtputf8: true,
-        authenticator: Some(peeking_callback(peeked.clone())),
-        auth_exclude_mechanism: vec!["DONT".into()],
-        ..auth_config()
+    {
+        let mut config = auth_config();
+        config.smtputf8 = true;
+        config.authenticator = Some(peeking_callback(peeked.clone()));
+        config.auth_exclude_mechanism = vec!["DONT".into()];
+        config
     }
 }
 
 /// `authenticator_peeker_controller`: the peeker's authenticator, `DONT` excluded.
 fn authenticator_peeker(peeked: &Peeked) -> Config {
-    Config {
-        enable_smtputf8: true,
-        authenticator: Some(Arc::new(PeekingAuthenticator(peeked.clone()))),
-        auth_exclude_mechanism: vec!["DONT".into()],
-        ..auth_config()
+    {
+        let mut config = auth_config();
+        config.smtputf8 = true;
+        config.authenticator = Some(PeekingAuthenticator(peeked.clone()).into());
+        config.auth_exclude_mechanism = vec!["DONT".into()];
+        config
     }
 }
 
@@ -830,9 +841,10 @@ mod test_required_authentication {
     use super::*;
 
     fn required() -> Config {
-        Config {
-            auth_required: true,
-            ..decoding_authnotls()
+        {
+            let mut config = decoding_authnotls();
+            config.auth_required = true;
+            config
         }
     }
 
@@ -981,9 +993,10 @@ mod test_auth_args {
     #[tokio::test]
     async fn warn_authreqnotls() {
         let warning = "auth_required is set but auth_require_tls is not";
-        let log = startup_log(Config {
-            auth_required: true,
-            ..auth_config()
+        let log = startup_log({
+            let mut config = auth_config();
+            config.auth_required = true;
+            config
         })
         .await;
         let line = log
@@ -992,9 +1005,10 @@ mod test_auth_args {
             .unwrap_or_else(|| panic!("no warning in {log}"));
         assert!(line.contains("WARN"), "{line}");
         for quiet in [
-            Config {
-                auth_required: true,
-                ..config()
+            {
+                let mut config = config();
+                config.auth_required = true;
+                config
             },
             auth_config(),
         ] {
@@ -1031,7 +1045,7 @@ mod test_auth_args {
             "TWENTY-ONE-CHARACTERS",
         ] {
             let error = Server::new(Sink, config())
-                .mechanism(name, Token)
+                .mechanism(Token(name))
                 .err()
                 .unwrap_or_else(|| panic!("{name:?} accepted"));
             assert_eq!(error.0, name);
@@ -1041,32 +1055,34 @@ mod test_auth_args {
             );
         }
         for name in ["X-TOKEN", "WITH_UNDERSCORE", "TWENTY-CHARACTERS-OK", "9"] {
-            assert!(Server::new(Sink, config()).mechanism(name, Token).is_ok());
+            assert!(Server::new(Sink, config()).mechanism(Token(name)).is_ok());
         }
     }
 }
 
 // ---- Beyond aiosmtpd's classes: run-time registration and the handle_auth hook -------------
 
-/// A mechanism registered at run time with the builder: a bearer token, as initial response
-/// or after a `334` prompt.
-struct Token;
+/// A mechanism registered at run time with the builder under the name it holds: a bearer
+/// token, as initial response or after a `334` prompt.
+struct Token(&'static str);
 
 /// Who a token belongs to, kept as custom auth data.
 #[derive(Debug, PartialEq)]
 struct TokenUser(&'static str);
 
-#[async_trait]
 impl AuthMechanism for Token {
+    fn name(&self) -> &str {
+        self.0
+    }
+
     async fn run(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
-        let token = match args.get(1) {
-            Some(initial) => server.decode_initial_response(initial)?,
-            None => server.challenge_auth("token?", true).await?,
-        };
+        let token = server
+            .initial_or_challenge(args.initial_response, "token?")
+            .await?;
         Ok(if token == b"letmein" {
             AuthResult::success_with(AuthData::custom(TokenUser("alice")))
         } else {
@@ -1075,12 +1091,15 @@ impl AuthMechanism for Token {
     }
 }
 
-/// Always refuses with its own reply; registered over the built-in PLAIN.
-struct ClosedPlain;
+/// Always refuses with its own reply; registered over the built-in PLAIN, or as another name.
+struct ClosedPlain(&'static str);
 
-#[async_trait]
 impl AuthMechanism for ClosedPlain {
-    async fn run(&self, _: &mut AuthServer<'_>, _: &[String]) -> Result<AuthResult, AuthAbort> {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    async fn run(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> Result<AuthResult, AuthAbort> {
         Ok(AuthResult::failure_with("454 4.7.0 PLAIN is closed today"))
     }
 }
@@ -1092,10 +1111,10 @@ mod run_time_registration {
         let peeker = Peeker::default();
         let peeked = peeker.0.clone();
         let server = Server::new(peeker, auth_peeker(&peeked))
-            .mechanism("X-TOKEN", Token)
+            .mechanism(Token("X-TOKEN"))
             .expect("valid name")
             // The handler's own NONE wins over this one.
-            .mechanism("NONE", ClosedPlain)
+            .mechanism(ClosedPlain("NONE"))
             .expect("valid name")
             .listen("127.0.0.1:0")
             .await
@@ -1160,7 +1179,7 @@ mod run_time_registration {
     #[tokio::test]
     async fn run_time_mechanism_replaces_builtin() {
         let server = Server::new(Sink, decoding_authnotls())
-            .mechanism("PLAIN", ClosedPlain)
+            .mechanism(ClosedPlain("PLAIN"))
             .expect("valid name")
             .listen("127.0.0.1:0")
             .await
@@ -1187,9 +1206,13 @@ mod handle_auth_hook {
     struct Doorman;
 
     impl Handler for Doorman {
-        async fn handle_auth(&self, _: &mut AuthServer<'_>, args: &[String]) -> Option<AuthResult> {
-            match args[0].as_str() {
-                "PLAIN" if args.len() == 1 => Some(AuthResult::success()),
+        async fn handle_auth(
+            &self,
+            _: &mut AuthServer<'_>,
+            args: &smtp_core::AuthArgs,
+        ) -> Option<AuthResult> {
+            match args.mechanism.as_str() {
+                "PLAIN" if args.initial_response.is_none() => Some(AuthResult::success()),
                 "LOGIN" => Some(AuthResult::failure_with("535 5.7.8 No LOGIN here")),
                 _ => None,
             }
@@ -1198,13 +1221,11 @@ mod handle_auth_hook {
 
     #[tokio::test]
     async fn hook_replaces_mechanism() {
-        let server = start(
-            Doorman,
-            Config {
-                auth_required: true,
-                ..decoding_authnotls()
-            },
-        )
+        let server = start(Doorman, {
+            let mut config = decoding_authnotls();
+            config.auth_required = true;
+            config
+        })
         .await;
         let mut c = Client::ehloed(server.local_addr()).await;
         c.expect("AUTH LOGIN", "535 5.7.8 No LOGIN here").await;

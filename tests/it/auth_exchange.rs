@@ -1,12 +1,12 @@
 //! Where this server's AUTH does better than aiosmtpd's (issue 3, "Do better than aiosmtpd"):
 //! one test per item, each saying what aiosmtpd does instead.
 
+use smtp_core::{AuthArgs, InitialResponse, SharedAuthenticator};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use async_trait::async_trait;
 use smtp_core::handlers::Sink;
 use smtp_core::{
     AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Authenticator, Config, Envelope,
@@ -36,15 +36,15 @@ struct Seen {
     /// The auth data it was last asked about.
     last: Mutex<Option<AuthData>>,
     /// The `args` the `ECHO` mechanism got.
-    echo_args: Mutex<Option<Vec<String>>>,
+    echo_args: Mutex<Option<AuthArgs>>,
     /// The session at MAIL.
     at_mail: Mutex<Option<AtMail>>,
 }
 
 /// Accepts `goodlogin` with any password, and records every call.
-fn counting(seen: &Arc<Seen>) -> Arc<dyn Authenticator> {
+fn counting(seen: &Arc<Seen>) -> SharedAuthenticator {
     let seen = seen.clone();
-    Arc::new(move |_: &Session, _: &Envelope, _: &str, data: &AuthData| {
+    SharedAuthenticator::new(move |_: &Session, _: &Envelope, _: &str, data: &AuthData| {
         seen.calls.fetch_add(1, Ordering::SeqCst);
         *seen.last.lock().unwrap() = Some(data.clone());
         match data.login_password() {
@@ -64,12 +64,12 @@ impl Handler for Better {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
         *self.0.at_mail.lock().unwrap() = Some((
-            session.authenticated,
-            session.auth_data.clone(),
-            session.login_data.clone(),
+            session.authenticated(),
+            session.auth_data().cloned(),
+            session.login_data().map(<[u8]>::to_vec),
         ));
         Reply::ok()
     }
@@ -78,19 +78,21 @@ impl Handler for Better {
         &[
             Mechanism {
                 name: "ECHO",
-                run: |h, server, args| Box::pin(h.echo(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.echo(server, args).await) }),
             },
             Mechanism {
                 name: "IGNORE-ABORT",
-                run: |h, server, args| Box::pin(h.ignore_abort(server, args)),
+                run: |h, server, args| {
+                    Box::pin(async move { Ok(h.ignore_abort(server, args).await) })
+                },
             },
             Mechanism {
                 name: "DENY",
-                run: |h, server, args| Box::pin(h.deny(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.deny(server, args).await) }),
             },
             Mechanism {
                 name: "X-CASE",
-                run: |h, server, args| Box::pin(h.deny(server, args)),
+                run: |h, server, args| Box::pin(async move { Ok(h.deny(server, args).await) }),
             },
         ]
     }
@@ -98,56 +100,55 @@ impl Handler for Better {
 
 impl Better {
     /// Records its arguments and lets the client in.
-    async fn echo(&self, _: &mut AuthServer<'_>, args: &[String]) -> AuthResult {
-        *self.0.echo_args.lock().unwrap() = Some(args.to_vec());
+    async fn echo(&self, _: &mut AuthServer<'_>, args: AuthArgs) -> AuthResult {
+        *self.0.echo_args.lock().unwrap() = Some(args);
         AuthResult::success()
     }
 
     /// aiosmtpd's `auth_WITH_UNDERSCORE`: ignores what the challenge returned (even an
     /// abort) and claims success.
-    async fn ignore_abort(&self, server: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn ignore_abort(&self, server: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         let _ignored = server.challenge_auth("challenge", false).await;
         AuthResult::success()
     }
 
-    async fn deny(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn deny(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }
 
 /// Like [`Better::ignore_abort`], but registered at run time, and it insists: after the
-/// abort it challenges again, ignores that too, and pushes its own success.
+/// abort it challenges again, ignores that too, and claims success with its own 235.
 struct Stubborn;
 
-#[async_trait]
 impl AuthMechanism for Stubborn {
-    async fn run(
-        &self,
-        server: &mut AuthServer<'_>,
-        _: &[String],
-    ) -> Result<AuthResult, AuthAbort> {
+    fn name(&self) -> &str {
+        "STUBBORN"
+    }
+
+    async fn run(&self, server: &mut AuthServer<'_>, _: AuthArgs) -> Result<AuthResult, AuthAbort> {
         let _first = server.challenge_auth("first", false).await;
         let second = server.challenge_auth("second", false).await;
         assert!(
             second.is_err(),
             "a second challenge after an abort must fail"
         );
-        let _pushed = server.push(SUCCESS).await;
-        Ok(AuthResult::success())
+        Ok(AuthResult::success().with_message(SUCCESS))
     }
 }
 
 fn better_config(seen: &Arc<Seen>) -> Config {
-    Config {
-        authenticator: Some(counting(seen)),
-        ..auth_config()
+    {
+        let mut config = auth_config();
+        config.authenticator = Some(counting(seen));
+        config
     }
 }
 
 async fn better_server(config: impl FnOnce(Config) -> Config) -> (ServerHandle, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let server = Server::new(Better(seen.clone()), config(better_config(&seen)))
-        .mechanism("STUBBORN", Stubborn)
+        .mechanism(Stubborn)
         .expect("valid name")
         .listen("127.0.0.1:0")
         .await
@@ -159,10 +160,11 @@ async fn better_server(config: impl FnOnce(Config) -> Config) -> (ServerHandle, 
 /// A sink that asks `authenticator`, with no cap on failures, so that one connection can show
 /// several.
 async fn sink_with(authenticator: impl Authenticator + 'static) -> ServerHandle {
-    let config = Config {
-        authenticator: Some(Arc::new(authenticator)),
-        max_auth_failures: None,
-        ..auth_config()
+    let config = {
+        let mut config = auth_config();
+        config.authenticator = Some(authenticator.into());
+        config.max_auth_failures = None;
+        config
     };
     start(Sink, config).await
 }
@@ -224,9 +226,15 @@ async fn equals_initial_response_means_empty() {
     let (server, seen) = better_server(|c| c).await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect("AUTH ECHO =", SUCCESS).await;
+    let echoed = seen.echo_args.lock().unwrap().take().expect("ECHO ran");
+    assert_eq!(echoed.mechanism, "ECHO");
     assert_eq!(
-        seen.echo_args.lock().unwrap().as_deref(),
-        Some(&["ECHO".to_owned(), String::new()][..])
+        echoed
+            .initial_response
+            .as_ref()
+            .map(InitialResponse::as_str),
+        Some(""),
+        "`=` is an empty initial response"
     );
 
     // An empty PLAIN message has no NULs to split on.
@@ -255,9 +263,10 @@ async fn equals_initial_response_means_empty() {
 /// one more gets `500 5.5.6`, and nothing of the over-long line is ever run.
 #[tokio::test]
 async fn responses_up_to_12288_octets_and_no_more() {
-    let (server, seen) = better_server(|c| Config {
-        max_auth_failures: None,
-        ..c
+    let (server, seen) = better_server(|c| {
+        let mut config = c;
+        config.max_auth_failures = None;
+        config
     })
     .await;
     // 9216 octets encode to exactly 12288.
@@ -299,9 +308,10 @@ async fn responses_up_to_12288_octets_and_no_more() {
 /// answers the next command (EXPN, 502), not a `250 OK` for a NOOP smuggled in the tail.
 #[tokio::test]
 async fn overlong_initial_response_tail_is_not_run() {
-    let (server, seen) = better_server(|c| Config {
-        max_auth_failures: None,
-        ..c
+    let (server, seen) = better_server(|c| {
+        let mut config = c;
+        config.max_auth_failures = None;
+        config
     })
     .await;
     for size in [12289, 12320, 12400, 70_000] {
@@ -364,10 +374,8 @@ async fn mechanism_names_are_case_insensitive() {
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect("AUTH x-case", INVALID).await;
     c.expect("AUTH echo", SUCCESS).await;
-    assert_eq!(
-        seen.echo_args.lock().unwrap().as_deref(),
-        Some(&["ECHO".to_owned()][..])
-    );
+    let echoed = seen.echo_args.lock().unwrap().take().expect("ECHO ran");
+    assert_eq!(echoed, AuthArgs::new("ECHO", None));
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect("AUTH stubborn", "334 first").await;
     server.shutdown().await;
@@ -378,9 +386,10 @@ async fn mechanism_names_are_case_insensitive() {
 /// unsplittable (501).
 #[tokio::test]
 async fn plain_rejects_empty_and_control_characters() {
-    let (server, seen) = better_server(|c| Config {
-        max_auth_failures: None,
-        ..c
+    let (server, seen) = better_server(|c| {
+        let mut config = c;
+        config.max_auth_failures = None;
+        config
     })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -441,13 +450,11 @@ async fn authzid_reaches_the_authenticator() {
             }
         }
     });
-    let server = start(
-        Better(seen.clone()),
-        Config {
-            authenticator: Some(Arc::new(authenticator)),
-            ..auth_config()
-        },
-    )
+    let server = start(Better(seen.clone()), {
+        let mut config = auth_config();
+        config.authenticator = Some(authenticator.into());
+        config
+    })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect(
@@ -531,7 +538,7 @@ async fn static_users_compare_passwords_after_saslprep() {
 }
 
 /// aiosmtpd lets a client guess passwords for as long as the connection lasts (only a
-/// `command_call_limit` on AUTH, off by default, stops it).
+/// `max_command_calls` on AUTH, off by default, stops it).
 #[tokio::test]
 async fn three_failures_close_the_connection() {
     let (server, seen) = better_server(|c| c).await;
@@ -561,9 +568,10 @@ async fn three_failures_close_the_connection() {
 #[tokio::test]
 async fn failure_limit_is_configurable() {
     for limit in [1, 5] {
-        let (server, _) = better_server(|c| Config {
-            max_auth_failures: Some(limit),
-            ..c
+        let (server, _) = better_server(|c| {
+            let mut config = c;
+            config.max_auth_failures = Some(limit);
+            config
         })
         .await;
         let mut c = Client::ehloed(server.local_addr()).await;
@@ -574,9 +582,10 @@ async fn failure_limit_is_configurable() {
         c.expect_closed().await;
         server.shutdown().await;
     }
-    let (server, _) = better_server(|c| Config {
-        max_auth_failures: None,
-        ..c
+    let (server, _) = better_server(|c| {
+        let mut config = c;
+        config.max_auth_failures = None;
+        config
     })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -630,9 +639,10 @@ async fn handled_failure_from_authenticator_gets_one_reply() {
 /// 501 alone, and the session stays unauthenticated.
 #[tokio::test]
 async fn ignored_abort_gets_one_reply_and_no_authentication() {
-    let (server, seen) = better_server(|c| Config {
-        auth_required: true,
-        ..c
+    let (server, seen) = better_server(|c| {
+        let mut config = c;
+        config.auth_required = true;
+        config
     })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;

@@ -5,6 +5,7 @@
 //! the Redis test is skipped. Clients bind 127.0.0.2 to be a second address: loopback
 //! accepts all of 127.0.0.0/8.
 
+use smtp_core::auth::{AddrPrefixes, SharedLimiter};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +22,12 @@ const GUESSER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const BUDGET: u32 = 5;
 
-fn limited_config(limiter: Arc<dyn AuthLimiter>) -> Config {
-    Config {
-        authenticator: Some(Arc::new(StaticUsers::new().user("carol", "s3cret"))),
-        auth_limiter: Some(limiter),
-        ..auth_config()
+fn limited_config(limiter: impl Into<SharedLimiter>) -> Config {
+    {
+        let mut config = auth_config();
+        config.authenticator = Some(StaticUsers::new().user("carol", "s3cret").into());
+        config.auth_limiter = Some(limiter.into());
+        config
     }
 }
 
@@ -102,7 +104,7 @@ async fn scram_asks_the_limiter_before_any_proof() {
     let users = Arc::new(StaticUsers::new().user("carol", "s3cret"));
     let limiter = Arc::new(MemoryLimiter::new(1, Duration::from_secs(60)));
     let server = smtp_core::Server::new(Sink, limited_config(limiter))
-        .mechanism("SCRAM-SHA-256", Scram::sha256(users))
+        .mechanism(Scram::sha256(users))
         .unwrap()
         .listen("127.0.0.1:0")
         .await
@@ -124,12 +126,13 @@ async fn scram_asks_the_limiter_before_any_proof() {
 /// On one connection, failure replies come after `d`, `2d`, `4d`… capped at the maximum.
 #[tokio::test]
 async fn failure_replies_are_delayed_more_each_time() {
-    let config = Config {
-        authenticator: Some(Arc::new(StaticUsers::new().user("carol", "s3cret"))),
-        auth_failure_delay: Duration::from_millis(100),
-        auth_failure_delay_max: Duration::from_millis(250),
-        max_auth_failures: Some(4),
-        ..auth_config()
+    let config = {
+        let mut config = auth_config();
+        config.authenticator = Some(StaticUsers::new().user("carol", "s3cret").into());
+        config.auth_failure_delay = Duration::from_millis(100);
+        config.auth_failure_delay_max = Duration::from_millis(250);
+        config.max_auth_failures = Some(4);
+        config
     };
     let server = start(Sink, config).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -202,7 +205,9 @@ async fn each_failure_logs_one_line_for_fail2ban() {
         .split_once("user=#")
         .unwrap_or_else(|| panic!("no user fingerprint: {}", failures[0]));
     assert!(
-        head.ends_with("smtpd::auth: AUTH failed peer_ip=127.0.0.3 mechanism=PLAIN "),
+        head.ends_with(
+            "smtpd::auth: AUTH failed peer_ip=127.0.0.3 client=127.0.0.3/32 mechanism=PLAIN "
+        ),
         "{}",
         failures[0]
     );
@@ -211,7 +216,9 @@ async fn each_failure_logs_one_line_for_fail2ban() {
     assert_eq!(&tail[8..], " failures=1 blocked=false");
     assert!(!text.contains("lory"), "{text}");
     assert!(
-        failures[1].contains("peer_ip=127.0.0.3 mechanism=PLAIN user=- failures=1 blocked=true"),
+        failures[1].contains(
+            "peer_ip=127.0.0.3 client=127.0.0.3/32 mechanism=PLAIN user=- failures=1 blocked=true"
+        ),
         "{}",
         failures[1]
     );
@@ -269,7 +276,7 @@ async fn redis_limiter_is_shared_by_two_servers() {
             smtp_core::auth::RedisLimiter::connect(&redis.url, BUDGET, Duration::from_secs(60))
                 .await
                 .expect("connect to Redis");
-        servers.push(start(Sink, limited_config(Arc::new(limiter))).await);
+        servers.push(start(Sink, limited_config(limiter)).await);
     }
     guessing_loop_is_blocked(&[&servers[0], &servers[1]]).await;
     for server in servers {
@@ -294,7 +301,11 @@ async fn redis_window_expires() {
     assert!(!limiter.is_blocked(key).await);
     limiter.record_failure(key).await;
     assert!(limiter.is_blocked(key).await);
-    assert!(!limiter.is_blocked(LimitKey::Ip(GUESSER)).await);
+    assert!(
+        !limiter
+            .is_blocked(LimitKey::Client(AddrPrefixes::default().prefix_of(GUESSER)))
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!limiter.is_blocked(key).await);
 }

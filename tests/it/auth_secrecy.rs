@@ -33,7 +33,7 @@ impl Handler for SessionDebug {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
         *self.0.lock().unwrap() = Some(format!("{session:?}"));
         Reply::ok()
@@ -41,9 +41,10 @@ impl Handler for SessionDebug {
 }
 
 fn users() -> Config {
-    Config {
-        authenticator: Some(Arc::new(StaticUsers::new().user(LOGIN, PASSWORD))),
-        ..auth_config()
+    {
+        let mut config = auth_config();
+        config.authenticator = Some(StaticUsers::new().user(LOGIN, PASSWORD).into());
+        config
     }
 }
 
@@ -198,13 +199,11 @@ async fn undecodable_responses_are_not_logged() {
 async fn credentials_sent_after_a_refused_auth_are_not_logged() {
     let logs = SharedBuf::default();
     let _default = tracing::subscriber::set_default(logs.subscriber());
-    let server = start(
-        SessionDebug::default(),
-        Config {
-            auth_require_tls: true,
-            ..users()
-        },
-    )
+    let server = start(SessionDebug::default(), {
+        let mut config = users();
+        config.auth_require_tls = true;
+        config
+    })
     .await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect(
@@ -344,7 +343,10 @@ fn config_debug() {
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(text.contains("authenticator: Some(\"...\")"), "{text}");
     let table = StaticUsers::new().user(LOGIN, PASSWORD);
-    assert_eq!(format!("{table:?}"), "StaticUsers { users: 1 }");
+    assert_eq!(
+        format!("{table:?}"),
+        "StaticUsers { users: 1, client_certificates: false }"
+    );
 }
 
 /// The session keeps the `LoginPassword` after AUTH; its `Debug` masks it.
@@ -378,9 +380,10 @@ async fn failure_log_names_the_user_only_when_asked() {
     for named in [false, true] {
         let logs = SharedBuf::default();
         let _default = tracing::subscriber::set_default(logs.subscriber());
-        let config = Config {
-            log_auth_usernames: named,
-            ..users()
+        let config = {
+            let mut config = users();
+            config.log_auth_usernames = named;
+            config
         };
         let server = start(SessionDebug::default(), config).await;
         let mut c = Client::ehloed(server.local_addr()).await;

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use crate::support::tls::{Pki, tls_config};
 use crate::support::tools::{available, run, shown};
 use crate::support::{TempDir, config, start};
+use smtp_core::ServerHandle;
 use smtp_core::handlers::Sink;
-use smtp_core::{Config, ServerHandle};
 
 fn bench(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,13 +45,11 @@ async fn tls_conns_runs_starttls_and_auth() {
         return;
     }
     let pki = Pki::new();
-    let server = start(
-        Sink,
-        Config {
-            auth_require_tls: true,
-            ..tls_config(&pki)
-        },
-    )
+    let server = start(Sink, {
+        let mut config = tls_config(&pki);
+        config.auth_require_tls = true;
+        config
+    })
     .await;
     let target = format!("127.0.0.1:{}", server.local_addr().port());
     let ca = pki.ca.display().to_string();
@@ -127,13 +125,11 @@ async fn idle_and_large_measure_and_report_refusals() {
     );
     server.shutdown().await;
 
-    let small = start(
-        Sink,
-        Config {
-            data_size_limit: Some(1 << 20),
-            ..config()
-        },
-    )
+    let small = start(Sink, {
+        let mut config = config();
+        config.max_message_size = Some(1 << 20);
+        config
+    })
     .await;
     let output = run(tool(&small, &large)).await;
     assert_failed(&output, r#""accepted": false"#);

@@ -2,7 +2,6 @@
 //! delivery from Python's smtplib driving BDAT by hand (no packaged client sends BDAT).
 
 use crate::support::{Client, collector, config, python, start};
-use smtp_core::Config;
 use smtp_core::handlers::Sink;
 
 #[tokio::test]
@@ -14,9 +13,10 @@ async fn ehlo_offers_chunking_and_binarymime_unless_turned_off() {
     assert!(ehlo.contains(&"250-BINARYMIME".to_owned()), "{ehlo:?}");
     server.shutdown().await;
 
-    let off = Config {
-        chunking: false,
-        ..config()
+    let off = {
+        let mut config = config();
+        config.chunking = false;
+        config
     };
     let server = start(Sink, off).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -191,9 +191,10 @@ async fn bdat_out_of_sequence_gets_503_after_its_chunk_is_consumed() {
 
 #[tokio::test]
 async fn bdat_needs_auth_when_auth_is_required() {
-    let cfg = Config {
-        auth_required: true,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.auth_required = true;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -206,9 +207,10 @@ async fn bdat_needs_auth_when_auth_is_required() {
 #[tokio::test]
 async fn the_size_limit_applies_per_chunk_and_in_total() {
     let (handler, messages) = collector();
-    let cfg = Config {
-        data_size_limit: Some(10),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(10);
+        config
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;

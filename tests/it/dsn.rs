@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::support::{Client, config, start};
 use smtp_core::proto::{MailDsn, Notify, Orcpt, RcptDsn, Ret};
-use smtp_core::{Config, Envelope, Handler, Reply, Session};
+use smtp_core::{Envelope, Handler, Reply, Session};
 
 /// What one message's envelope held: MAIL's DSN, the recipients, their DSN.
 type Seen = (MailDsn, Vec<String>, Vec<RcptDsn>);
@@ -18,8 +18,8 @@ impl Handler for Recorder {
     async fn handle_data(&self, _: &mut Session, envelope: &mut Envelope) -> Reply {
         self.0.lock().unwrap().push((
             envelope.dsn.clone(),
-            envelope.rcpt_tos.clone(),
-            envelope.rcpt_dsn.clone(),
+            envelope.rcpt_tos().map(String::from).collect(),
+            envelope.recipients.iter().map(|r| r.dsn.clone()).collect(),
         ));
         Reply::ok()
     }
@@ -162,9 +162,10 @@ async fn dsn_is_advertised_only_when_on_and_needs_ehlo() {
     .await;
     server.shutdown().await;
 
-    let off = Config {
-        dsn: false,
-        ..config()
+    let off = {
+        let mut config = config();
+        config.dsn = false;
+        config
     };
     let server = start(Recorder::default(), off).await;
     let mut c = Client::connect(server.local_addr()).await;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::support::*;
 use smtp_core::handler::defaults;
 use smtp_core::handlers::Sink;
-use smtp_core::{Config, Envelope, Handler, Reply, Session};
+use smtp_core::{Envelope, Handler, Reply, Session};
 
 const SUPPORTED: &str =
     "Supported commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET VRFY";
@@ -16,10 +16,11 @@ async fn greeting_is_hostname_and_ident() {
     let server = start(Sink, config()).await;
     let mut c = Client::connect_raw(server.local_addr()).await;
     assert_eq!(c.reply().await, ["220 test.example smtpd test"]);
-    let custom = Config {
-        hostname: "mx.example.org".into(),
-        ident: "Custom ESMTP ready".into(),
-        ..config()
+    let custom = {
+        let mut config = config();
+        config.hostname = "mx.example.org".into();
+        config.ident = "Custom ESMTP ready".into();
+        config
     };
     let other = start(Sink, custom).await;
     let mut c = Client::connect_raw(other.local_addr()).await;
@@ -60,10 +61,11 @@ async fn ehlo_lists_the_extensions_in_order() {
 
 #[tokio::test]
 async fn ehlo_follows_the_config() {
-    let cfg = Config {
-        data_size_limit: None,
-        enable_smtputf8: true,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = None;
+        config.smtputf8 = true;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -81,9 +83,10 @@ async fn ehlo_follows_the_config() {
             "250 HELP"
         ]
     );
-    let cfg = Config {
-        data_size_limit: Some(1234),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(1234);
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -351,9 +354,10 @@ async fn mail_parameters() {
 #[tokio::test]
 async fn smtputf8_parameter_and_utf8_addresses_when_enabled() {
     let (recorder, log) = Recorder::new();
-    let cfg = Config {
-        enable_smtputf8: true,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.smtputf8 = true;
+        config
     };
     let server = start(recorder, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -507,9 +511,10 @@ async fn the_fifth_unknown_verb_closes_the_connection() {
 
 #[tokio::test]
 async fn bogus_limit_is_configurable() {
-    let cfg = Config {
-        bogus_limit: 2,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_unknown_commands = 2;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -663,8 +668,8 @@ impl Handler for Recorder {
     ) -> Reply {
         self.push(format!(
             "helo {hostname} peer={} host_name={:?} server={}",
-            session.peer,
-            session.host_name,
+            session.peer(),
+            session.host_name(),
             session.server_hostname()
         ));
         defaults::helo(session)
@@ -679,7 +684,7 @@ impl Handler for Recorder {
     ) -> Reply {
         self.push(format!(
             "ehlo {hostname} extended={} in_transaction={} lines={}",
-            session.extended_smtp,
+            session.extended_smtp(),
             envelope.in_transaction(),
             responses.lines().count()
         ));
@@ -691,11 +696,13 @@ impl Handler for Recorder {
         session: &mut Session,
         envelope: &mut Envelope,
         address: &str,
-        options: &[String],
+        options: &smtp_core::MailParams,
     ) -> Reply {
-        assert!(session.host_name.is_some());
-        assert_eq!(envelope.mail_from, None, "recorded before the hook decided");
-        self.push(format!("mail {address} {options:?}"));
+        assert!(session.host_name().is_some());
+        // The engine records the sender before the hook runs; a refusal undoes it.
+        assert_eq!(envelope.mail_from.as_deref(), Some(address));
+        let _ = options;
+        self.push(format!("mail {address} {:?}", envelope.mail_options));
         Reply::ok()
     }
 
@@ -704,11 +711,18 @@ impl Handler for Recorder {
         session: &mut Session,
         envelope: &mut Envelope,
         address: &str,
-        options: &[String],
+        options: &smtp_core::RcptParams,
     ) -> Reply {
+        // The engine appended the recipient before the hook runs: it is the last one.
+        let (current, before) = envelope.recipients.split_last().expect("recorded");
+        assert_eq!(current.address, address);
+        assert_eq!(current.dsn, options.dsn);
         self.push(format!(
-            "rcpt {address} {options:?} from={:?} so_far={:?} host={:?}",
-            envelope.mail_from, envelope.rcpt_tos, session.host_name
+            "rcpt {address} {:?} from={:?} so_far={:?} host={:?}",
+            current.params,
+            envelope.mail_from,
+            before.iter().map(|r| &r.address).collect::<Vec<_>>(),
+            session.host_name()
         ));
         Reply::ok()
     }
@@ -719,8 +733,12 @@ impl Handler for Recorder {
             envelope.mail_from.as_deref().unwrap_or("-"),
             envelope.mail_options,
             envelope.smtp_utf8,
-            envelope.rcpt_tos,
-            envelope.rcpt_options,
+            envelope.rcpt_tos().collect::<Vec<_>>(),
+            envelope
+                .recipients
+                .iter()
+                .map(|r| &r.params)
+                .collect::<Vec<_>>(),
             String::from_utf8_lossy(&envelope.content)
         ));
         Reply::ok()
@@ -730,7 +748,7 @@ impl Handler for Recorder {
         self.push(format!(
             "rset in_transaction={} rcpts={}",
             envelope.in_transaction(),
-            envelope.rcpt_tos.len()
+            envelope.recipients.len()
         ));
         Reply::ok()
     }
@@ -756,7 +774,7 @@ impl Handler for Recorder {
     }
 
     async fn handle_quit(&self, session: &mut Session, _envelope: &mut Envelope) -> Reply {
-        self.push(format!("quit host={:?}", session.host_name));
+        self.push(format!("quit host={:?}", session.host_name()));
         defaults::quit()
     }
 }
@@ -845,7 +863,7 @@ impl Handler for Picky {
         _session: &mut Session,
         _envelope: &mut Envelope,
         address: &str,
-        _options: &[String],
+        _options: &smtp_core::MailParams,
     ) -> Reply {
         if address.ends_with("@spam.example") {
             return Reply::from("550 5.7.1 sender refused");
@@ -858,7 +876,7 @@ impl Handler for Picky {
         _session: &mut Session,
         _envelope: &mut Envelope,
         address: &str,
-        _options: &[String],
+        _options: &smtp_core::RcptParams,
     ) -> Reply {
         match address {
             "nobody@example.com" => Reply::from("550 5.1.1 no such user"),
@@ -870,7 +888,10 @@ impl Handler for Picky {
     async fn handle_data(&self, _session: &mut Session, envelope: &mut Envelope) -> Reply {
         Reply::new(
             250,
-            format!("2.0.0 queued for {}", envelope.rcpt_tos.join(",")),
+            format!(
+                "2.0.0 queued for {}",
+                envelope.rcpt_tos().collect::<Vec<_>>().join(",")
+            ),
         )
     }
 

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::support::*;
-use smtp_core::Config;
 use smtp_core::handlers::{Debugging, Mailbox};
 
 #[tokio::test]
@@ -269,9 +268,10 @@ async fn a_whole_session_in_one_write() {
 #[tokio::test]
 async fn commands_after_a_refused_message_are_not_part_of_it() {
     let (handler, messages) = collector();
-    let cfg = Config {
-        data_size_limit: Some(20),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(20);
+        config
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;

@@ -2,8 +2,8 @@
 //! during DATA, DATA line length, recipients per message, command call budgets.
 
 use crate::support::*;
+use smtp_core::CallLimit;
 use smtp_core::handlers::Sink;
-use smtp_core::{CallLimit, Config};
 
 /// `MAIL FROM:<@xxx…x.example:a@example.com>` padded to exactly `len` bytes with a source
 /// route, which the server ignores (an address itself may have at most 320 octets).
@@ -53,19 +53,21 @@ async fn mail_gets_26_more_octets_after_ehlo_with_size() {
 
 #[tokio::test]
 async fn mail_gets_10_more_octets_with_smtputf8() {
-    let cfg = Config {
-        enable_smtputf8: true,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.smtputf8 = true;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
     c.expect(&mail_line(548), "250 OK").await;
     c.expect("RSET", "250 OK").await;
     c.expect(&mail_line(549), "500 Command line too long").await;
-    let cfg = Config {
-        enable_smtputf8: true,
-        data_size_limit: None,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.smtputf8 = true;
+        config.max_message_size = None;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -76,9 +78,10 @@ async fn mail_gets_10_more_octets_with_smtputf8() {
 
 #[tokio::test]
 async fn mail_gets_no_more_octets_without_extensions() {
-    let cfg = Config {
-        data_size_limit: None,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = None;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -124,9 +127,10 @@ async fn a_huge_command_line_gets_one_reply_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn mail_size_parameter_is_checked_against_the_limit() {
-    let cfg = Config {
-        data_size_limit: Some(1000),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(1000);
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -145,9 +149,10 @@ async fn mail_size_parameter_is_checked_against_the_limit() {
 
 #[tokio::test]
 async fn without_a_size_limit_any_size_is_accepted() {
-    let cfg = Config {
-        data_size_limit: None,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = None;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -174,9 +179,10 @@ fn body_of(n: usize) -> Vec<u8> {
 #[tokio::test]
 async fn data_over_the_size_limit_gets_552_and_the_connection_stays_usable() {
     let (handler, messages) = collector();
-    let cfg = Config {
-        data_size_limit: Some(1000),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(1000);
+        config
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -220,9 +226,10 @@ async fn data_over_the_size_limit_gets_552_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn dot_stuffing_counts_towards_the_size() {
     let (handler, messages) = collector();
-    let cfg = Config {
-        data_size_limit: Some(10),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(10);
+        config
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -283,9 +290,10 @@ async fn data_lines_longer_than_1000_octets_are_refused() {
 
 #[tokio::test]
 async fn the_first_data_error_wins() {
-    let cfg = Config {
-        data_size_limit: Some(2000),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(2000);
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -309,9 +317,10 @@ async fn the_first_data_error_wins() {
 
 #[tokio::test]
 async fn the_data_line_limit_is_configurable() {
-    let cfg = Config {
-        data_line_limit: 12,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_data_line = 12;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -330,9 +339,10 @@ async fn the_data_line_limit_is_configurable() {
 #[tokio::test]
 async fn too_many_recipients_get_452() {
     let (handler, messages) = collector();
-    let cfg = Config {
-        max_recipients: 3,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_recipients = 3;
+        config
     };
     let server = start(handler, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -380,9 +390,10 @@ async fn the_default_recipient_limit_is_1000() {
 
 #[tokio::test]
 async fn command_call_limit_closes_with_421() {
-    let cfg = Config {
-        command_call_limit: Some(CallLimit::all(3)),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_command_calls = Some(CallLimit::all(3));
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -398,9 +409,10 @@ async fn command_call_limit_per_verb() {
     let mut limits = CallLimit::all(20);
     limits.per_verb.insert("EHLO".into(), 2);
     limits.per_verb.insert("MAIL".into(), 1);
-    let cfg = Config {
-        command_call_limit: Some(limits),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_command_calls = Some(limits);
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -432,9 +444,10 @@ async fn command_call_limit_per_verb() {
 
 #[tokio::test]
 async fn command_call_limit_applies_to_unknown_verbs_before_the_bogus_limit() {
-    let cfg = Config {
-        command_call_limit: Some(CallLimit::all(2)),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_command_calls = Some(CallLimit::all(2));
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;

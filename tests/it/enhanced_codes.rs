@@ -6,9 +6,10 @@ use smtp_core::handlers::Sink;
 use smtp_core::{Config, Envelope, Handler, Reply, Session};
 
 fn enhanced() -> Config {
-    Config {
-        enhanced_status_codes: true,
-        ..config()
+    {
+        let mut config = config();
+        config.enhanced_status_codes = true;
+        config
     }
 }
 
@@ -21,7 +22,7 @@ impl Handler for Hooks {
         _: &mut Session,
         _: &mut Envelope,
         address: &str,
-        _: &[String],
+        _: &smtp_core::RcptParams,
     ) -> Reply {
         match address {
             "nobody@example.com" => Reply::from("550 5.1.1 no such user"),
@@ -96,9 +97,10 @@ async fn every_reply_after_the_greeting_carries_a_code() {
 
 #[tokio::test]
 async fn bdat_and_auth_replies_carry_codes() {
-    let cfg = Config {
-        enhanced_status_codes: true,
-        ..auth_config()
+    let cfg = {
+        let mut config = auth_config();
+        config.enhanced_status_codes = true;
+        config
     };
     let server = start(Sink, cfg).await;
     let mut c = Client::ehloed(server.local_addr()).await;
@@ -120,9 +122,10 @@ async fn bdat_and_auth_replies_carry_codes() {
 
 #[tokio::test]
 async fn lmtp_replies_carry_codes_but_lhlo_does_not() {
-    let cfg = Config {
-        lmtp: true,
-        ..enhanced()
+    let cfg = {
+        let mut config = enhanced();
+        config.lmtp = true;
+        config
     };
     let server = start(Hooks, cfg).await;
     let mut c = Client::connect(server.local_addr()).await;

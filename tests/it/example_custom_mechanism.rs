@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod example;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::support::*;
 use smtp_core::StaticUsers;
@@ -17,10 +17,11 @@ fn desk() -> example::TokenDesk {
 }
 
 fn cfg() -> smtp_core::Config {
-    smtp_core::Config {
-        auth_require_tls: false,
-        authenticator: Some(Arc::new(StaticUsers::new().user("demo", "demo"))),
-        ..config()
+    {
+        let mut config = config();
+        config.auth_require_tls = false;
+        config.authenticator = Some(StaticUsers::new().user("demo", "demo").into());
+        config
     }
 }
 

@@ -92,7 +92,7 @@ impl Handler for Upstream {
         _: &mut Session,
         _: &mut Envelope,
         address: &str,
-        _: &[String],
+        _: &smtp_core::RcptParams,
     ) -> Reply {
         if address.starts_with("nobody@") {
             Reply::from("550 5.1.1 no such user")
@@ -111,10 +111,10 @@ impl Handler for Upstream {
             .lock()
             .unwrap()
             .push(smtp_core::handlers::ReceivedMessage {
-                peer: session.peer.clone(),
+                peer: session.peer().clone(),
                 login: None,
                 mail_from: envelope.mail_from.clone().unwrap_or_default(),
-                rcpt_tos: envelope.rcpt_tos.clone(),
+                rcpt_tos: envelope.rcpt_tos().map(String::from).collect(),
                 content: envelope.content.clone(),
             });
         Reply::ok()

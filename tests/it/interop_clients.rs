@@ -9,7 +9,7 @@ use crate::support::*;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use smtp_core::{Config, Envelope, Handler, Reply, Session};
+use smtp_core::{Envelope, Handler, Reply, Session};
 
 /// One stored message with everything the server knew about it.
 #[derive(Clone, Debug)]
@@ -44,7 +44,7 @@ impl Handler for Store {
         _session: &mut Session,
         _envelope: &mut Envelope,
         address: &str,
-        _options: &[String],
+        _options: &smtp_core::RcptParams,
     ) -> Reply {
         if address == "nobody@example.com" {
             return Reply::from("550 5.1.1 nobody here");
@@ -54,11 +54,11 @@ impl Handler for Store {
 
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
         self.0.lock().unwrap().push(Stored {
-            host_name: session.host_name.clone(),
+            host_name: session.host_name().map(str::to_owned),
             mail_from: envelope.mail_from.clone().unwrap_or_default(),
             mail_options: envelope.mail_options.clone(),
             smtp_utf8: envelope.smtp_utf8,
-            rcpt_tos: envelope.rcpt_tos.clone(),
+            rcpt_tos: envelope.rcpt_tos().map(String::from).collect(),
             content: envelope.content.clone(),
         });
         Reply::from("250 2.0.0 stored")
@@ -155,9 +155,10 @@ async fn lettre_sees_a_refused_recipient() {
 #[tokio::test]
 async fn lettre_sees_a_message_too_large() {
     let store = Store::default();
-    let cfg = Config {
-        data_size_limit: Some(500),
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.max_message_size = Some(500);
+        config
     };
     let server = start(store.clone(), cfg).await;
     let mailer = lettre_to(server.local_addr().port());
@@ -238,9 +239,10 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="py.example", ti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_smtplib_with_smtputf8() {
     let store = Store::default();
-    let cfg = Config {
-        enable_smtputf8: true,
-        ..config()
+    let cfg = {
+        let mut config = config();
+        config.smtputf8 = true;
+        config
     };
     let server = start(store.clone(), cfg).await;
     let output = tools::run(python(PY_SMTPUTF8, server.local_addr().port())).await;

@@ -6,9 +6,10 @@ use smtp_core::handlers::Sink;
 use smtp_core::{Config, Envelope, Handler, Reply, Session};
 
 fn lmtp() -> Config {
-    Config {
-        lmtp: true,
-        ..config()
+    {
+        let mut config = config();
+        config.lmtp = true;
+        config
     }
 }
 
@@ -22,7 +23,7 @@ impl Handler for Mailboxes {
         _: &mut Session,
         _: &mut Envelope,
         address: &str,
-        _: &[String],
+        _: &smtp_core::RcptParams,
     ) -> Reply {
         if address.starts_with("nobody@") {
             Reply::from("550 5.1.1 no such user")
@@ -37,8 +38,7 @@ impl Handler for Mailboxes {
         envelope: &mut Envelope,
     ) -> Option<Vec<Reply>> {
         let replies = envelope
-            .rcpt_tos
-            .iter()
+            .rcpt_tos()
             .map(|rcpt| {
                 if rcpt.starts_with("full@") {
                     Reply::new(452, format!("4.2.2 <{rcpt}> mailbox full"))

@@ -1,10 +1,15 @@
 //! What successful expansions of the handler macros do; the compile errors are trybuild's
 //! (`tests/ui.rs`, `tests/ui/`).
 
-use smtp_core::__private::__test_session;
 use smtp_core::{
-    AuthResult, AuthServer, Envelope, Handler, HookError, Reply, Session, SmtpHandler,
+    AuthArgs, AuthResult, AuthServer, Envelope, Handler, HookError, MailParams, Peer, RcptParams,
+    Recipient, Reply, Session, SmtpHandler,
 };
+
+/// A session outside a server, as a handler's unit tests build one.
+fn test_session() -> Session {
+    Session::builder(Peer::Local).build()
+}
 
 fn run<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -28,7 +33,7 @@ struct Defaults;
 
 #[test]
 fn derive_alone_gives_the_defaults() {
-    let mut session = __test_session();
+    let mut session = test_session();
     let mut envelope = Envelope::default();
     let quit = run(Handler::handle_quit(&Defaults, &mut session, &mut envelope));
     assert_eq!(quit.to_string(), "221 Bye");
@@ -71,9 +76,12 @@ impl Custom {
         _: &mut Session,
         envelope: &mut Envelope,
         address: &str,
-        options: &[String],
+        params: &RcptParams,
     ) -> Reply {
-        envelope.rcpt_options.push(options.to_vec());
+        // Records what it was given, to show the derived impl passes the arguments through.
+        let mut recipient = Recipient::new(address);
+        recipient.dsn = params.dsn.clone();
+        envelope.recipients.push(recipient);
         if address.ends_with("@example.com") {
             Reply::ok()
         } else {
@@ -89,11 +97,11 @@ impl Custom {
         Reply::new(451, format!("{} failed", error.hook))
     }
 
-    async fn auth_MECH__WITH__DASHES(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_MECH__WITH__DASHES(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::success()
     }
 
-    async fn auth_MECH_WITH_UNDERSCORE(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_MECH_WITH_UNDERSCORE(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 
@@ -101,14 +109,14 @@ impl Custom {
     async fn token(
         &self,
         server: &mut AuthServer<'_>,
-        _: &[String],
+        _: AuthArgs,
     ) -> Result<AuthResult, smtp_core::AuthAbort> {
         server.challenge_auth(b"token please", true).await?;
         Ok(AuthResult::success())
     }
 
     #[smtp_core::auth_mechanism("RENAMED")]
-    async fn auth_PLAIN(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_PLAIN(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 
@@ -122,19 +130,18 @@ fn hooks_replace_the_defaults() {
     let handler = Custom {
         greeting: "see you",
     };
-    let mut session = __test_session();
+    let mut session = test_session();
     let mut envelope = Envelope::default();
     assert_eq!(
         run(Handler::handle_quit(&handler, &mut session, &mut envelope)).to_string(),
         "221 see you"
     );
-    let options = ["NOTIFY=NEVER".to_owned()];
     let accepted = run(Handler::handle_rcpt(
         &handler,
         &mut session,
         &mut envelope,
         "a@example.com",
-        &options,
+        &RcptParams::default(),
     ));
     assert_eq!(accepted.code(), 250);
     let refused = run(Handler::handle_rcpt(
@@ -142,12 +149,12 @@ fn hooks_replace_the_defaults() {
         &mut session,
         &mut envelope,
         "a@example.org",
-        &[],
+        &RcptParams::default(),
     ));
     assert_eq!(refused.to_string(), "550 not relaying to that domain");
     assert_eq!(
-        envelope.rcpt_options,
-        [vec!["NOTIFY=NEVER".to_owned()], vec![]]
+        envelope.rcpt_tos().collect::<Vec<_>>(),
+        ["a@example.com", "a@example.org"]
     );
     assert_eq!(
         run(Handler::handle_noop(
@@ -159,10 +166,7 @@ fn hooks_replace_the_defaults() {
         .to_string(),
         "250 noop x"
     );
-    let error = HookError {
-        hook: "handle_data",
-        message: "boom".to_owned(),
-    };
+    let error = HookError::new("handle_data", "boom");
     assert_eq!(
         run(Handler::handle_exception(&handler, &session, &error)).to_string(),
         "451 handle_data failed"
@@ -172,7 +176,7 @@ fn hooks_replace_the_defaults() {
 
 #[test]
 fn hooks_not_written_keep_the_defaults() {
-    let mut session = __test_session();
+    let mut session = test_session();
     let mut envelope = Envelope::default();
     let handler = Custom { greeting: "" };
     assert_eq!(
@@ -215,7 +219,7 @@ mod generic {
             (self.reply)()
         }
 
-        async fn auth_GENERIC(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn auth_GENERIC(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
             AuthResult::success()
         }
     }
@@ -225,7 +229,7 @@ mod generic {
         let handler = Generic {
             reply: || Reply::from("554 no thanks"),
         };
-        let mut session = __test_session();
+        let mut session = test_session();
         let reply = run(Handler::handle_data(
             &handler,
             &mut session,
@@ -247,7 +251,7 @@ mod handle_auth {
 
     #[smtp_core::hooks]
     impl Decides {
-        async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &smtp_core::AuthArgs) -> AuthResult {
             AuthResult::failure()
         }
     }
@@ -257,7 +261,11 @@ mod handle_auth {
 
     #[smtp_core::hooks]
     impl MayPass {
-        async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &[String]) -> Option<AuthResult> {
+        async fn handle_auth(
+            &self,
+            _: &mut AuthServer<'_>,
+            _: &smtp_core::AuthArgs,
+        ) -> Option<AuthResult> {
             None
         }
     }
@@ -320,13 +328,13 @@ mod hygiene {
         async fn auth_MECH__WITH__DASHES(
             &self,
             _: &mut AuthServer<'_>,
-            _: &[::std::string::String],
+            _: ::smtp_core::AuthArgs,
         ) -> AuthResult {
             AuthResult::success()
         }
 
         #[auth_mechanism("X-TOKEN")]
-        async fn token(&self, _: &mut AuthServer<'_>, _: &[::std::string::String]) -> AuthResult {
+        async fn token(&self, _: &mut AuthServer<'_>, _: ::smtp_core::AuthArgs) -> AuthResult {
             AuthResult::success()
         }
     }
@@ -337,7 +345,7 @@ mod hygiene {
     #[test]
     fn generated_code_ignores_local_names() {
         use ::smtp_core::Handler;
-        let mut session = ::smtp_core::__private::__test_session();
+        let mut session = ::smtp_core::Session::builder(::smtp_core::Peer::Local).build();
         let mut envelope = Envelope::default();
         let reply = super::run(Handler::handle_data(&Shadowed, &mut session, &mut envelope));
         ::std::assert_eq!(reply.to_string(), "250 shadowed");
@@ -365,14 +373,14 @@ mod renamed_crate {
             Reply::from("221 renamed")
         }
 
-        async fn auth_RENAMED(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn auth_RENAMED(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
             AuthResult::success()
         }
     }
 
     #[test]
     fn crate_path_can_be_given() {
-        let mut session = __test_session();
+        let mut session = test_session();
         let reply = run(Handler::handle_quit(
             &Renamed,
             &mut session,
@@ -397,19 +405,19 @@ mod configured_out {
         }
 
         #[cfg(not(test))]
-        async fn auth_GONE(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn auth_GONE(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
             AuthResult::success()
         }
 
         #[cfg(test)]
-        async fn auth_KEPT(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn auth_KEPT(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
             AuthResult::success()
         }
     }
 
     #[test]
     fn cfg_on_a_method_applies_to_its_hook_or_mechanism() {
-        let mut session = __test_session();
+        let mut session = test_session();
         let reply = run(Handler::handle_quit(
             &Configured,
             &mut session,
@@ -445,7 +453,7 @@ mod every_hook {
             _: &mut Session,
             _: &mut Envelope,
             _: &str,
-            _: &[String],
+            _: &smtp_core::MailParams,
         ) -> Reply {
             reply("mail")
         }
@@ -454,7 +462,7 @@ mod every_hook {
             _: &mut Session,
             _: &mut Envelope,
             _: &str,
-            _: &[String],
+            _: &smtp_core::RcptParams,
         ) -> Reply {
             reply("rcpt")
         }
@@ -485,23 +493,32 @@ mod every_hook {
         async fn handle_lmtp_data(&self, _: &mut Session, _: &mut Envelope) -> Option<Vec<Reply>> {
             Some(vec![reply("lmtp"), Reply::from("550 5.1.1 no")])
         }
-        async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+        async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &smtp_core::AuthArgs) -> AuthResult {
             AuthResult::failure()
         }
     }
 
     #[test]
     fn every_hook_is_forwarded() {
-        let (s, e) = (&mut __test_session(), &mut Envelope::default());
-        let error = HookError {
-            hook: "handle_data",
-            message: String::new(),
-        };
+        let (s, e) = (&mut test_session(), &mut Envelope::default());
+        let error = HookError::new("handle_data", "");
         let replies = [
             run(Handler::handle_helo(&Every, s, e, "client")),
             run(Handler::handle_ehlo(&Every, s, e, "client", Reply::ok())),
-            run(Handler::handle_mail(&Every, s, e, "a@example.com", &[])),
-            run(Handler::handle_rcpt(&Every, s, e, "b@example.com", &[])),
+            run(Handler::handle_mail(
+                &Every,
+                s,
+                e,
+                "a@example.com",
+                &MailParams::default(),
+            )),
+            run(Handler::handle_rcpt(
+                &Every,
+                s,
+                e,
+                "b@example.com",
+                &RcptParams::default(),
+            )),
             run(Handler::handle_data(&Every, s, e)),
             run(Handler::handle_rset(&Every, s, e)),
             run(Handler::handle_noop(&Every, s, e, None)),
@@ -523,13 +540,7 @@ mod every_hook {
             "exception",
         ];
         assert_eq!(texts, expected.map(|hook| format!("250 {hook}")));
-        let proxy = smtp_core::ProxyData {
-            source: None,
-            destination: None,
-            version: 1,
-            command: smtp_core::ProxyCommand::Proxy,
-            tlvs: Vec::new(),
-        };
+        let proxy = smtp_core::ProxyData::unknown(1, smtp_core::ProxyCommand::Proxy);
         assert!(
             !run(Handler::handle_proxy(&Every, s, &proxy)),
             "the default is true"

@@ -37,24 +37,25 @@ impl Handler for Recorder {
             .proxy_hook
             .lock()
             .unwrap()
-            .push(session.peer.to_string());
+            .push(session.peer().to_string());
         data.source.map(|s| s.ip()) != self.refuse || self.refuse.is_none()
     }
 
     async fn handle_data(&self, session: &mut Session, _: &mut Envelope) -> Reply {
-        let entry = (session.peer.to_string(), session.proxy_data.clone());
+        let entry = (session.peer().to_string(), session.proxy_data().cloned());
         self.seen.data.lock().unwrap().push(entry);
         Reply::ok()
     }
 }
 
 fn proxy_config(trusted: &[&str]) -> Config {
-    Config {
-        proxy_protocol: Some(ProxyProtocol {
+    {
+        let mut config = crate::support::config();
+        config.proxy_protocol = Some(ProxyProtocol {
             timeout: Duration::from_secs(5),
             trusted: trusted.iter().map(|c| c.parse::<Cidr>().unwrap()).collect(),
-        }),
-        ..crate::support::config()
+        });
+        config
     }
 }
 
@@ -102,7 +103,7 @@ async fn deliver_after(server: &ServerHandle, seen: &Seen, header: &[u8]) -> (St
     .await;
     c.cmd("QUIT", 221).await;
     let (peer, data) = seen.data.lock().unwrap().pop().expect("a message");
-    (peer, data.expect("session.proxy_data"))
+    (peer, data.expect("session.proxy_data()"))
 }
 
 #[tokio::test]
@@ -349,9 +350,10 @@ async fn without_proxy_protocol_a_header_is_an_unknown_command() {
 /// client named in the header, or the 51st client of a busy proxy would be refused.
 #[tokio::test]
 async fn the_per_ip_limit_counts_the_proxied_client() {
-    let config = Config {
-        max_connections_per_ip: Some(1),
-        ..proxy_config(&["127.0.0.1/32"])
+    let config = {
+        let mut config = proxy_config(&["127.0.0.1/32"]);
+        config.max_connections_per_ip = Some(1);
+        config
     };
     let (server, _) = start(config, None).await;
     let mut first = Client::connect_raw(server.local_addr()).await;
@@ -541,9 +543,10 @@ async fn implicit_tls_behind_a_proxy() {
         seen: seen.clone(),
         refuse: None,
     };
-    let config = Config {
-        proxy_protocol: proxy_config(&[]).proxy_protocol,
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.proxy_protocol = proxy_config(&[]).proxy_protocol;
+        config
     };
     let (server, _, implicit) = start_both(handler, config).await;
     let mut plain = Client::connect_raw(implicit).await;

@@ -5,6 +5,7 @@
 //!
 //! python3, swaks with Digest::HMAC, and scramp are required under CI (`CI=true`).
 
+use smtp_core::AuthArgs;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_core::auth::mechanisms::CramMd5;
 use smtp_core::{
-    AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Config, Envelope, Reply,
-    ServerHandle, Session, SmtpHandler, StaticUsers,
+    AuthAbort, AuthData, AuthMechanism, AuthResult, AuthServer, Envelope, Reply, ServerHandle,
+    Session, SmtpHandler, StaticUsers,
 };
 
 const SUCCESS: &str = "235 2.7.0 Authentication successful";
@@ -35,9 +36,9 @@ impl Legacy {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
-        self.who.lock().unwrap().push(session.auth_data.clone());
+        self.who.lock().unwrap().push(session.auth_data().cloned());
         Reply::ok()
     }
 
@@ -45,7 +46,7 @@ impl Legacy {
     async fn cram_md5(
         &self,
         server: &mut AuthServer<'_>,
-        args: &[String],
+        args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
         self.cram.run(server, args).await
     }
@@ -61,9 +62,10 @@ async fn cram_server() -> (ServerHandle, Who) {
         cram: CramMd5::new(users),
         who: who.clone(),
     };
-    let config = Config {
-        auth_exclude_mechanism: vec!["PLAIN".into(), "LOGIN".into()],
-        ..auth_config()
+    let config = {
+        let mut config = auth_config();
+        config.auth_exclude_mechanism = vec!["PLAIN".into(), "LOGIN".into()];
+        config
     };
     (start(handler, config).await, who)
 }

@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::support::tls::{Pki, smtpd_tls_command};
 use crate::support::*;
 use smtp_core::auth::mechanisms::{Anonymous, External};
-use smtp_core::{
-    AuthData, AuthResult, Config, Envelope, Handler, Reply, Server, ServerHandle, Session,
-};
+use smtp_core::{AuthData, AuthResult, Envelope, Handler, Reply, Server, ServerHandle, Session};
 
 const SUCCESS: &str = "235 2.7.0 Authentication successful";
 const INVALID: &str = "535 5.7.8 Authentication credentials invalid";
@@ -23,12 +21,13 @@ impl Handler for Recorder {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{:?} {:?}", session.auth_data, session.login_data));
+        self.0.lock().unwrap().push(format!(
+            "{:?} {:?}",
+            session.auth_data(),
+            session.login_data()
+        ));
         Reply::ok()
     }
 }
@@ -44,23 +43,25 @@ async fn external_server(pki: &Pki) -> (ServerHandle, Recorder, Arc<Mutex<usize>
             AuthData::External {
                 authzid: None,
                 certificates,
+                ..
             } if mechanism == "EXTERNAL" && certificates.len() == 1 => {
                 AuthResult::success_with(data.clone())
             }
             _ => AuthResult::failure(),
         }
     };
-    let config = Config {
-        tls: Some(pki.server_tls_with_client_ca()),
-        authenticator: Some(Arc::new(authenticator)),
-        max_auth_failures: None,
-        ..config()
+    let config = {
+        let mut config = config();
+        config.tls = Some(pki.server_tls_with_client_ca());
+        config.authenticator = Some(authenticator.into());
+        config.max_auth_failures = None;
+        config
     };
     let recorder = Recorder::default();
     let server = Server::new(recorder.clone(), config)
-        .mechanism("EXTERNAL", External)
+        .mechanism(External)
         .unwrap()
-        .mechanism("ANONYMOUS", Anonymous)
+        .mechanism(Anonymous)
         .unwrap()
         .listen("127.0.0.1:0")
         .await
@@ -95,7 +96,11 @@ async fn external_with_a_client_certificate() {
     c.expect("MAIL FROM:<client@example.org>", "250 OK").await;
     assert_eq!(
         *recorder.0.lock().unwrap(),
-        ["Some(External(authzid=None, certificates=1)) None"]
+        // The certificate's identity (its CN) is the login when no authzid was asked for.
+        [format!(
+            "Some(External(authzid=None, identities=[\"client\"], certificates=1)) {:?}",
+            Some(b"client".to_vec())
+        )]
     );
     // Without an initial response: an empty challenge, an empty answer.
     let mut c = tls_client(server.local_addr(), with_cert).await;

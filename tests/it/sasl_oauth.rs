@@ -13,7 +13,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use smtp_core::auth::mechanisms::{OAuthBearer, XOAuth2};
-use smtp_core::{AuthData, AuthResult, Config, Envelope, Server, ServerHandle, Session};
+use smtp_core::{AuthData, AuthResult, Envelope, Server, ServerHandle, Session};
 
 const SUCCESS: &str = "235 2.7.0 Authentication successful";
 const INVALID: &str = "535 5.7.8 Authentication credentials invalid";
@@ -34,17 +34,17 @@ async fn token_server() -> (ServerHandle, Seen, Messages) {
             _ => AuthResult::failure(),
         }
     };
-    let config = Config {
-        authenticator: Some(Arc::new(authenticator)),
-        max_auth_failures: None,
-        ..auth_config()
+    let config = {
+        let mut config = auth_config();
+        config.authenticator = Some(authenticator.into());
+        config.max_auth_failures = None;
+        config
     };
     let (handler, messages) = collector();
     let server = Server::new(handler, config)
-        .mechanism("XOAUTH2", XOAuth2::new().scope("https://mail.example/"))
+        .mechanism(XOAuth2::new().scope("https://mail.example/"))
         .unwrap()
         .mechanism(
-            "OAUTHBEARER",
             OAuthBearer::new()
                 .scope("example_scope")
                 .openid_configuration("https://example.com/.well-known/openid-configuration"),

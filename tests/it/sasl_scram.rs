@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use crate::support::tls::Pki;
 use crate::support::*;
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_core::auth::mechanisms::Scram;
 use smtp_core::auth::{CredentialStore, ScramCredentials, ScramHash};
 use smtp_core::handlers::Sink;
-use smtp_core::{Config, Server, ServerHandle};
+use smtp_core::{Server, ServerHandle};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
 
 const SUCCESS: &str = "235 2.7.0 Authentication successful";
@@ -49,7 +48,6 @@ impl Provisioned {
     }
 }
 
-#[async_trait]
 impl CredentialStore for Provisioned {
     async fn scram_credentials(&self, user: &[u8], hash: ScramHash) -> Option<ScramCredentials> {
         self.0.get(&(user.to_vec(), hash)).cloned()
@@ -66,24 +64,20 @@ async fn scram_server(pki: &Pki, plus: bool) -> ServerHandle {
 /// [`scram_server`] with `user`'s password set to `password`.
 async fn scram_server_for(pki: &Pki, plus: bool, password: &str) -> ServerHandle {
     let store = Arc::new(Provisioned::new(password));
-    let config = Config {
-        tls: Some(pki.server_tls()),
-        max_auth_failures: None,
-        ..config()
+    let config = {
+        let mut config = config();
+        config.tls = Some(pki.server_tls());
+        config.max_auth_failures = None;
+        config
     };
     let mut server = Server::new(Sink, config);
     if plus {
-        server = server
-            .mechanism("SCRAM-SHA-256-PLUS", Scram::sha256_plus(store.clone()))
-            .unwrap();
+        server = server.mechanism(Scram::sha256_plus(store.clone())).unwrap();
     }
     server
-        .mechanism(
-            "SCRAM-SHA-256",
-            Scram::sha256(store.clone()).plus_offered(plus),
-        )
+        .mechanism(Scram::sha256(store.clone()).plus_offered(plus))
         .unwrap()
-        .mechanism("SCRAM-SHA-1", Scram::sha1(store))
+        .mechanism(Scram::sha1(store))
         .unwrap()
         .listen("127.0.0.1:0")
         .await

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::support::{Client, TempDir, collector, config, isolated, start};
-use smtp_core::body::BoxFuture;
 use smtp_core::handlers::{Mailbox, Sink};
 use smtp_core::{BodyMode, BodySink, Config, Envelope, Handler, Reply, Session};
 
@@ -50,9 +49,10 @@ fn block() -> Vec<u8> {
 }
 
 fn big_config(limit: usize) -> Config {
-    Config {
-        data_size_limit: Some(limit),
-        ..config()
+    {
+        let mut config = config();
+        config.max_message_size = Some(limit);
+        config
     }
 }
 
@@ -187,20 +187,18 @@ struct RecorderSink {
 }
 
 impl BodySink for RecorderSink {
-    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, std::io::Result<()>> {
-        Box::pin(async move {
-            self.written += chunk.len();
-            if self.recorder.fail_after.is_some_and(|n| self.written > n) {
-                return Err(std::io::Error::other("disk full"));
-            }
-            self.recorder.body.lock().unwrap().extend_from_slice(chunk);
-            Ok(())
-        })
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.written += chunk.len();
+        if self.recorder.fail_after.is_some_and(|n| self.written > n) {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.recorder.body.lock().unwrap().extend_from_slice(chunk);
+        Ok(())
     }
 
-    fn finish(&mut self) -> BoxFuture<'_, std::io::Result<()>> {
+    async fn finish(&mut self) -> std::io::Result<()> {
         self.recorder.events.lock().unwrap().push("finish".into());
-        Box::pin(async { Ok(()) })
+        Ok(())
     }
 }
 
@@ -212,14 +210,14 @@ impl Drop for RecorderSink {
 
 impl Handler for Recorder {
     async fn handle_body(&self, _: &mut Session, envelope: &mut Envelope) -> BodyMode {
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("body for {:?}", envelope.rcpt_tos));
-        BodyMode::Stream(Box::new(RecorderSink {
+        self.events.lock().unwrap().push(format!(
+            "body for {:?}",
+            envelope.rcpt_tos().collect::<Vec<_>>()
+        ));
+        BodyMode::stream(RecorderSink {
             recorder: self.clone(),
             written: 0,
-        }))
+        })
     }
 
     async fn handle_data(&self, _: &mut Session, envelope: &mut Envelope) -> Reply {

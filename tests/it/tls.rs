@@ -3,13 +3,13 @@
 //! timeouts, `require_starttls`, what a handler learns about the TLS session, keying material
 //! for channel binding, certificate files and their reload.
 
+use smtp_core::AuthArgs;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::tls::{Pki, SERVER_NAME, smtpd_tls_command, start_both, tls_config};
 use crate::support::{Client, TlsClient};
 use crate::support::{Smtpd, config, run_smtpd, start, start_in_memory};
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use smtp_core::handlers::Sink;
@@ -45,8 +45,8 @@ impl Recorder {
     fn record(&self, hook: &'static str, session: &Session, content: &[u8]) {
         self.0.lock().unwrap().push(Seen {
             hook,
-            tls: session.tls.clone(),
-            login: session.login_data.clone(),
+            tls: session.tls().cloned(),
+            login: session.login_data().map(<[u8]>::to_vec),
             content: content.to_vec(),
         });
     }
@@ -58,7 +58,7 @@ impl Handler for Recorder {
         session: &mut Session,
         _: &mut Envelope,
         _: &str,
-        _: &[String],
+        _: &smtp_core::MailParams,
     ) -> Reply {
         self.record("mail", session, b"");
         Reply::ok()
@@ -121,7 +121,7 @@ async fn starttls_then_ehlo_then_auth_plain_delivers() {
     assert_eq!(data.len(), 1);
     assert_eq!(data[0].content, BODY.replace("\r\n..", "\r\n.").as_bytes());
     assert_eq!(data[0].login.as_deref(), Some(&b"user"[..]));
-    let tls = data[0].tls.as_ref().expect("session.tls after STARTTLS");
+    let tls = data[0].tls.as_ref().expect("session.tls() after STARTTLS");
     assert!(!tls.implicit);
     server.shutdown().await;
 }
@@ -131,9 +131,10 @@ async fn starttls_then_ehlo_then_auth_plain_delivers() {
 #[tokio::test]
 async fn starttls_forgets_plaintext_auth_and_envelope() {
     let pki = Pki::new();
-    let config = Config {
-        auth_require_tls: false,
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.auth_require_tls = false;
+        config
     };
     let server = start(Sink, config).await;
     let mut c = Client::connect(server.local_addr()).await;
@@ -342,9 +343,10 @@ async fn garbage_instead_of_a_client_hello_closes_that_connection_only() {
 }
 
 fn stalled_handshake_config(pki: &Pki) -> Config {
-    Config {
-        tls_handshake_timeout: Duration::from_secs(1),
-        ..tls_config(pki)
+    {
+        let mut config = tls_config(pki);
+        config.tls_handshake_timeout = Duration::from_secs(1);
+        config
     }
 }
 
@@ -394,7 +396,7 @@ async fn implicit_tls_greets_over_tls_and_allows_auth() {
     let seen = recorder.seen();
     let data = seen.iter().find(|s| s.hook == "data").expect("a message");
     assert_eq!(data.login.as_deref(), Some(&b"user"[..]));
-    let tls = data.tls.as_ref().expect("session.tls");
+    let tls = data.tls.as_ref().expect("session.tls()");
     assert!(tls.implicit, "{tls:?}");
     assert_eq!(tls.version, "TLSv1.3");
     server.shutdown().await;
@@ -403,9 +405,10 @@ async fn implicit_tls_greets_over_tls_and_allows_auth() {
 #[tokio::test]
 async fn require_starttls_refuses_all_but_noop_ehlo_starttls_quit_before_tls() {
     let pki = Pki::new();
-    let config = Config {
-        require_starttls: true,
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.require_starttls = true;
+        config
     };
     let server = start(Sink, config).await;
     let gated = [
@@ -458,9 +461,10 @@ async fn require_starttls_refuses_all_but_noop_ehlo_starttls_quit_before_tls() {
 async fn client_certificate_version_cipher_and_sni_reach_the_handler() {
     let pki = Pki::new();
     let recorder = Recorder::default();
-    let config = Config {
-        tls: Some(pki.server_tls_with_client_ca()),
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.tls = Some(pki.server_tls_with_client_ca());
+        config
     };
     let server = start(recorder.clone(), config).await;
     let cases = [
@@ -493,7 +497,7 @@ async fn client_certificate_version_cipher_and_sni_reach_the_handler() {
         c.expect("QUIT", "221 Bye").await;
 
         let seen = recorder.0.lock().unwrap().pop().expect("handle_mail ran");
-        let tls = seen.tls.expect("session.tls");
+        let tls = seen.tls.expect("session.tls()");
         assert_eq!(tls.version, version);
         assert_eq!(tls.cipher_suite, suite);
         assert_eq!(tls.sni.as_deref(), Some(SERVER_NAME));
@@ -516,9 +520,10 @@ async fn require_client_cert_refuses_a_client_without_one() {
         .require_client_cert(true)
         .build()
         .expect("TLS config");
-    let config = Config {
-        tls: Some(tls),
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.tls = Some(tls);
+        config
     };
     let server = start(Sink, config).await;
 
@@ -558,13 +563,12 @@ struct ExporterSeen {
 /// same `tls-exporter` channel binding (or `none` when there is none).
 struct Exporter(Arc<Mutex<Option<ExporterSeen>>>);
 
-#[async_trait]
 impl AuthMechanism for Exporter {
-    async fn run(
-        &self,
-        server: &mut AuthServer<'_>,
-        _: &[String],
-    ) -> Result<AuthResult, AuthAbort> {
+    fn name(&self) -> &str {
+        "X-EXPORTER"
+    }
+
+    async fn run(&self, server: &mut AuthServer<'_>, _: AuthArgs) -> Result<AuthResult, AuthAbort> {
         let seen = ExporterSeen {
             exporter: server.tls_exporter(EXPORTER_LABEL, Some(EXPORTER_CONTEXT), 32),
             channel_binding: server.tls_exporter_channel_binding(),
@@ -597,7 +601,7 @@ async fn auth_mechanisms_get_tls_exporter_keying_material_matching_the_client() 
     let pki = Pki::new();
     let seen = Arc::new(Mutex::new(None));
     let server = Server::new(Sink, tls_config(&pki))
-        .mechanism("X-EXPORTER", Exporter(seen.clone()))
+        .mechanism(Exporter(seen.clone()))
         .expect("mechanism name")
         .listen("127.0.0.1:0")
         .await
@@ -649,12 +653,13 @@ async fn auth_mechanisms_get_tls_exporter_keying_material_matching_the_client() 
 #[tokio::test]
 async fn without_tls_there_is_no_keying_material() {
     let seen = Arc::new(Mutex::new(None));
-    let config = Config {
-        auth_require_tls: false,
-        ..config()
+    let config = {
+        let mut config = config();
+        config.auth_require_tls = false;
+        config
     };
     let server = Server::new(Sink, config)
-        .mechanism("X-EXPORTER", Exporter(seen.clone()))
+        .mechanism(Exporter(seen.clone()))
         .expect("mechanism name")
         .listen("127.0.0.1:0")
         .await
@@ -813,9 +818,10 @@ async fn reload_swaps_the_certificate_for_new_handshakes_only() {
     let kept = tls.clone();
     assert_eq!(kept.certificate().as_deref(), Some(&pki.server.der[..]));
     let recorder = Recorder::default();
-    let config = Config {
-        tls: Some(tls),
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.tls = Some(tls);
+        config
     };
     let server = start(recorder.clone(), config).await;
 
@@ -833,7 +839,7 @@ async fn reload_swaps_the_certificate_for_new_handshakes_only() {
     new.cmd("EHLO client.example", 250).await;
     new.expect("MAIL FROM:<sender@example.org>", "250 OK").await;
     let seen = recorder.seen().pop().expect("handle_mail ran");
-    let tls = seen.tls.expect("session.tls");
+    let tls = seen.tls.expect("session.tls()");
     assert_eq!(tls.server_certificate.as_deref(), Some(&next.der[..]));
     old.expect("NOOP", "250 OK").await;
 
@@ -858,9 +864,10 @@ async fn a_rustls_config_made_elsewhere_works_but_cannot_reload() {
     assert!(tls.reload().is_err());
     assert_eq!(tls.certificate(), None);
     let recorder = Recorder::default();
-    let config = Config {
-        tls: Some(tls),
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.tls = Some(tls);
+        config
     };
     let server = start(recorder.clone(), config).await;
     let mut c = Client::connect(server.local_addr())
@@ -874,7 +881,7 @@ async fn a_rustls_config_made_elsewhere_works_but_cannot_reload() {
         .seen()
         .pop()
         .and_then(|s| s.tls)
-        .expect("session.tls");
+        .expect("session.tls()");
     assert_eq!(tls.server_certificate, None);
     assert_eq!(tls.version, "TLSv1.3");
     server.shutdown().await;

@@ -13,7 +13,7 @@ use crate::support::REPLY_TIMEOUT;
 use crate::support::tls::{Pki, SERVER_NAME, start_both, tls_config};
 use crate::support::tools::{self, CLIENT_TIMEOUT};
 use smtp_core::handlers::{ReceivedMessage, on_message};
-use smtp_core::{Config, Envelope, Handler, Reply, Session};
+use smtp_core::{Envelope, Handler, Reply, Session};
 
 const FROM: &str = "sender@example.org";
 const TO: &str = "rcpt@example.net";
@@ -396,8 +396,7 @@ struct PeerCerts(Arc<Mutex<Vec<Vec<Vec<u8>>>>>);
 impl Handler for PeerCerts {
     async fn handle_data(&self, session: &mut Session, _: &mut Envelope) -> Reply {
         let chain = session
-            .tls
-            .as_ref()
+            .tls()
             .map(|t| t.peer_certificates.clone())
             .unwrap_or_default();
         self.0.lock().unwrap().push(chain);
@@ -412,9 +411,10 @@ async fn curl_client_certificate_reaches_the_handler_over_both_modes() {
     }
     let pki = Pki::new();
     let seen = PeerCerts::default();
-    let config = Config {
-        tls: Some(pki.server_tls_with_client_ca()),
-        ..tls_config(&pki)
+    let config = {
+        let mut config = tls_config(&pki);
+        config.tls = Some(pki.server_tls_with_client_ca());
+        config
     };
     let (server, plain, implicit) = start_both(seen.clone(), config).await;
     let message_file = pki.dir.write("message.eml", MESSAGE);

@@ -21,7 +21,7 @@ struct Peers(Arc<Mutex<Vec<Peer>>>);
 
 impl Handler for Peers {
     async fn handle_data(&self, session: &mut Session, _: &mut Envelope) -> Reply {
-        self.0.lock().unwrap().push(session.peer.clone());
+        self.0.lock().unwrap().push(session.peer().clone());
         Reply::ok()
     }
 }
@@ -113,9 +113,10 @@ async fn lmtp_over_a_unix_socket() {
     let dir = TempDir::new("unix-lmtp");
     let path = dir.0.join("lmtp.sock");
     let peers = Peers::default();
-    let config = smtp_core::Config {
-        lmtp: true,
-        ..crate::support::config()
+    let config = {
+        let mut config = crate::support::config();
+        config.lmtp = true;
+        config
     };
     let server = Server::new(peers.clone(), config)
         .listen_unix(&path)

@@ -1,10 +1,10 @@
-use smtp_core::{AuthResult, AuthServer, auth_mechanism};
+use smtp_core::{AuthArgs, AuthResult, AuthServer, auth_mechanism};
 
 struct Handler;
 
 impl Handler {
     #[auth_mechanism("X-TOKEN")]
-    async fn token(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn token(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }

@@ -1,4 +1,4 @@
-use smtp_core::{AuthResult, AuthServer, SmtpHandler};
+use smtp_core::{AuthArgs, AuthResult, AuthServer, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
@@ -6,7 +6,7 @@ struct Handler;
 #[smtp_core::hooks]
 impl Handler {
     #[smtp_core::auth_mechanism]
-    async fn token(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn token(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }

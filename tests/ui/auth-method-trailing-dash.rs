@@ -1,11 +1,11 @@
-use smtp_core::{AuthResult, AuthServer, SmtpHandler};
+use smtp_core::{AuthArgs, AuthResult, AuthServer, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
 
 #[smtp_core::hooks]
 impl Handler {
-    async fn auth_TOKEN__(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn auth_TOKEN__(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }

@@ -1,4 +1,4 @@
-use smtp_core::{AuthResult, AuthServer, Envelope, Reply, Session, SmtpHandler};
+use smtp_core::{AuthArgs, AuthResult, AuthServer, Envelope, Reply, Session, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
@@ -14,7 +14,7 @@ impl Handler {
     }
 
     #[smtp_core::auth_mechanism("x-token")]
-    async fn token(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    async fn token(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }

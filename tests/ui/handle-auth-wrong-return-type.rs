@@ -1,11 +1,11 @@
-use smtp_core::{AuthServer, SmtpHandler};
+use smtp_core::{AuthArgs, AuthServer, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
 
 #[smtp_core::hooks]
 impl Handler {
-    async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &[String]) -> bool {
+    async fn handle_auth(&self, _: &mut AuthServer<'_>, _: &AuthArgs) -> bool {
         false
     }
 }

@@ -1,4 +1,4 @@
-use smtp_core::{Envelope, Reply, Session, SmtpHandler};
+use smtp_core::{Envelope, RcptParams, Reply, Session, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
@@ -10,7 +10,7 @@ impl Handler {
         _: &mut Session,
         _: &mut Envelope,
         address: String,
-        _: &[String],
+        _: &RcptParams,
     ) -> Reply {
         Reply::new(250, address)
     }

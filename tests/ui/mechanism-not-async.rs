@@ -1,11 +1,11 @@
-use smtp_core::{AuthResult, AuthServer, SmtpHandler};
+use smtp_core::{AuthArgs, AuthResult, AuthServer, SmtpHandler};
 
 #[derive(SmtpHandler)]
 struct Handler;
 
 #[smtp_core::hooks]
 impl Handler {
-    fn auth_TOKEN(&self, _: &mut AuthServer<'_>, _: &[String]) -> AuthResult {
+    fn auth_TOKEN(&self, _: &mut AuthServer<'_>, _: AuthArgs) -> AuthResult {
         AuthResult::failure()
     }
 }

@@ -5,7 +5,7 @@ struct Handler;
 
 #[smtp_core::hooks]
 impl Handler {
-    async fn handle_starttls(&self, _: &mut Session, _: &mut Envelope) -> Reply {
+    async fn handle_etrn(&self, _: &mut Session, _: &mut Envelope) -> Reply {
         Reply::ok()
     }
 }

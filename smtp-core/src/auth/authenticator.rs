@@ -14,8 +14,9 @@ use crate::session::{Peer, Session};
 /// Decides whether credentials gathered by a mechanism are good.
 ///
 /// It sees the session and envelope but cannot change them: the server applies the
-/// [`AuthResult`]. Implement it with an ordinary `async fn` (it may ask a database), or pass
-/// an async closure through [`authenticator_fn`].
+/// [`AuthResult`]. Implement it with an ordinary `async fn` (it may ask a database), pass a
+/// sync closure `Fn(&Session, &Envelope, &str, &AuthData) -> AuthResult`, or an async one
+/// through [`authenticator_fn`].
 pub trait Authenticator: Send + Sync + 'static {
     /// Decides on `auth_data`, gathered by `mechanism`.
     fn authenticate(
@@ -31,6 +32,22 @@ pub trait Authenticator: Send + Sync + 'static {
     /// budget per spelling. Default is [`normalize_user`] (case-folded, SASLprep'd).
     fn limit_key<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]> {
         normalize_user(user)
+    }
+}
+
+/// A sync closure is an authenticator: `|session, envelope, mechanism, auth_data| …`.
+impl<F> Authenticator for F
+where
+    F: Fn(&Session, &Envelope, &str, &AuthData) -> AuthResult + Send + Sync + 'static,
+{
+    fn authenticate(
+        &self,
+        session: &Session,
+        envelope: &Envelope,
+        mechanism: &str,
+        auth_data: &AuthData,
+    ) -> impl Future<Output = AuthResult> + Send {
+        std::future::ready(self(session, envelope, mechanism, auth_data))
     }
 }
 
@@ -72,6 +89,12 @@ impl SharedAuthenticator {
         SharedAuthenticator(Arc::new(authenticator))
     }
 
+    /// Shares an authenticator that is shared already, such as an `Arc<StaticUsers>` that
+    /// also serves SCRAM as its credential store.
+    pub fn from_arc<A: Authenticator>(authenticator: Arc<A>) -> SharedAuthenticator {
+        SharedAuthenticator(authenticator)
+    }
+
     pub(crate) fn get(&self) -> &dyn DynAuthenticator {
         &*self.0
     }
@@ -91,7 +114,6 @@ impl std::fmt::Debug for SharedAuthenticator {
 
 /// What an async closure authenticator receives: owned copies, so its future can outlive the call.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct AuthRequest {
     /// The client.
     pub peer: Peer,
@@ -131,21 +153,4 @@ where
         }
     }
     AsyncFn(f)
-}
-
-/// A shared authenticator is one too: `Arc<StaticUsers>` can serve AUTH and SCRAM at once.
-impl<A: Authenticator> Authenticator for Arc<A> {
-    fn authenticate(
-        &self,
-        session: &Session,
-        envelope: &Envelope,
-        mechanism: &str,
-        auth_data: &AuthData,
-    ) -> impl Future<Output = AuthResult> + Send {
-        (**self).authenticate(session, envelope, mechanism, auth_data)
-    }
-
-    fn limit_key<'u>(&self, user: &'u [u8]) -> Cow<'u, [u8]> {
-        (**self).limit_key(user)
-    }
 }

@@ -407,6 +407,36 @@ impl IntoAuthResult for Result<AuthResult, AuthAbort> {
     }
 }
 
+/// What a `handle_auth` method of a `#[hooks]` block may return: an [`AuthResult`] (the
+/// hook decides), a `Result<AuthResult, AuthAbort>` (so that `?` works on a challenge), or
+/// the trait's own `Option<AuthResult>` (`None` runs the mechanism).
+#[diagnostic::on_unimplemented(
+    message = "`handle_auth` cannot return `{Self}`",
+    label = "expected `AuthResult`, `Result<AuthResult, AuthAbort>` or `Option<AuthResult>`"
+)]
+pub trait IntoHandleAuth {
+    /// Converts into the result of `Handler::handle_auth`.
+    fn into_handle_auth(self) -> Option<AuthResult>;
+}
+
+impl IntoHandleAuth for AuthResult {
+    fn into_handle_auth(self) -> Option<AuthResult> {
+        Some(self)
+    }
+}
+
+impl IntoHandleAuth for Result<AuthResult, AuthAbort> {
+    fn into_handle_auth(self) -> Option<AuthResult> {
+        Some(self.unwrap_or_else(AuthResult::from))
+    }
+}
+
+impl IntoHandleAuth for Option<AuthResult> {
+    fn into_handle_auth(self) -> Option<AuthResult> {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

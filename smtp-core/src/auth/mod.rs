@@ -24,7 +24,9 @@ mod static_users;
 
 pub use authenticator::{AuthRequest, Authenticator, SharedAuthenticator, authenticator_fn};
 pub use builtin::{Login, Plain};
-pub use data::{AuthAbort, AuthData, AuthResult, IntoAuthResult, LoginPassword, Secret};
+pub use data::{
+    AuthAbort, AuthData, AuthResult, IntoAuthResult, IntoHandleAuth, LoginPassword, Secret,
+};
 pub use exchange::{AuthArgs, AuthServer, InitialResponse};
 pub(crate) use limit::user_fingerprint;
 pub use limit::{

@@ -18,10 +18,11 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A config for tests: fixed host name, AUTH allowed without TLS unless a test says otherwise.
 pub fn config() -> Config {
-    Config {
-        hostname: "test.example".into(),
-        ident: "smtpd test".into(),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.hostname = "test.example".into();
+        config.ident = "smtpd test".into();
+        config
     }
 }
 
@@ -109,9 +110,10 @@ impl Drop for TempDir {
 
 /// [`config`] with AUTH offered over plaintext, as aiosmtpd's `auth_require_tls=False` fixtures.
 pub fn auth_config() -> Config {
-    Config {
-        auth_require_tls: false,
-        ..config()
+    {
+        let mut config = config();
+        config.auth_require_tls = false;
+        config
     }
 }
 

@@ -210,10 +210,11 @@ impl Pki {
 
 /// A test config (see [`super::config`]) with STARTTLS and one user, `user`/`pass`.
 pub fn tls_config(pki: &Pki) -> Config {
-    Config {
-        tls: Some(pki.server_tls()),
-        authenticator: Some(Arc::new(smtp_core::StaticUsers::new().user("user", "pass"))),
-        ..super::config()
+    {
+        let mut config = super::config();
+        config.tls = Some(pki.server_tls());
+        config.authenticator = Some(smtp_core::StaticUsers::new().user("user", "pass").into());
+        config
     }
 }
 

@@ -13,11 +13,11 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use smtp_core::auth::mechanisms::Scram;
-//! use smtp_core::{Config, Server, StaticUsers, handlers::Sink};
+//! use smtp_core::{Config, Server, SharedAuthenticator, StaticUsers, handlers::Sink};
 //!
 //! let users = Arc::new(StaticUsers::new().user("alice", "correct horse"));
 //! let mut config = Config::default();
-//! config.authenticator = Some(users.clone().into());
+//! config.authenticator = Some(SharedAuthenticator::from_arc(users.clone()));
 //! let server = Server::new(Sink, config)
 //!     .mechanism(Scram::sha256_plus(users.clone()))?
 //!     .mechanism(Scram::sha256(users).plus_offered(true))?
