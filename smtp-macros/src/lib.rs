@@ -60,25 +60,27 @@ pub fn derive_smtp_handler(input: TokenStream) -> TokenStream {
 /// - Other methods are left alone.
 ///
 /// Hooks and mechanisms are `async fn`s taking `&self`. A mechanism takes
-/// `(&self, server: &mut AuthServer<'_>, args: &[String])` and returns an `AuthResult`, or a
-/// `Result<AuthResult, AuthAbort>` so that `server.challenge_auth(…).await?` works.
-/// `handle_auth` returns the same, or `Handler`'s own `Option<AuthResult>`.
+/// `(&self, server: &mut AuthServer<'_>, args: AuthArgs)` and returns an `AuthResult`, or a
+/// `Result<AuthResult, AuthAbort>` so that `server.challenge_auth(…).await?` works; either
+/// becomes the one result type of every mechanism, `Result<AuthResult, AuthAbort>`.
+/// `handle_auth` takes `&AuthArgs` and returns the same, or `Handler`'s own
+/// `Option<AuthResult>`.
 ///
 /// ```
-/// use smtp_core::{AuthAbort, AuthResult, AuthServer, Envelope, Reply, Session, SmtpHandler};
+/// use smtp_core::{AuthAbort, AuthArgs, AuthResult, AuthServer, Envelope, RcptParams, Reply, Session, SmtpHandler};
 ///
 /// #[derive(SmtpHandler)]
 /// struct Relay;
 ///
 /// #[smtp_core::hooks]
 /// impl Relay {
-///     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &[String]) -> Reply {
+///     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &RcptParams) -> Reply {
 ///         if address.ends_with("@example.com") { Reply::ok() } else { Reply::from("550 not relaying") }
 ///     }
 ///
 ///     #[smtp_core::auth_mechanism("X-TOKEN")]
-///     async fn token(&self, server: &mut AuthServer<'_>, _: &[String]) -> Result<AuthResult, AuthAbort> {
-///         let token = server.challenge_auth("token please", true).await?;
+///     async fn token(&self, server: &mut AuthServer<'_>, args: AuthArgs) -> Result<AuthResult, AuthAbort> {
+///         let token = server.initial_or_challenge(args.initial_response, "token please").await?;
 ///         Ok(if token == b"secret" { AuthResult::success() } else { AuthResult::failure() })
 ///     }
 /// }
@@ -88,19 +90,19 @@ pub fn derive_smtp_handler(input: TokenStream) -> TokenStream {
 ///
 /// ```
 /// use smtp_core::auth::IntoAuthResult;
-/// use smtp_core::{AuthAbort, AuthResult, AuthServer, Envelope, Handler, Mechanism, Reply, Session};
+/// use smtp_core::{AuthAbort, AuthArgs, AuthResult, AuthServer, Envelope, Handler, Mechanism, RcptParams, Reply, Session};
 ///
 /// struct Relay;
 ///
 /// impl Relay {
-///     async fn token(&self, server: &mut AuthServer<'_>, _: &[String]) -> Result<AuthResult, AuthAbort> {
-///         let token = server.challenge_auth("token please", true).await?;
+///     async fn token(&self, server: &mut AuthServer<'_>, args: AuthArgs) -> Result<AuthResult, AuthAbort> {
+///         let token = server.initial_or_challenge(args.initial_response, "token please").await?;
 ///         Ok(if token == b"secret" { AuthResult::success() } else { AuthResult::failure() })
 ///     }
 /// }
 ///
 /// impl Handler for Relay {
-///     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &[String]) -> Reply {
+///     async fn handle_rcpt(&self, _: &mut Session, _: &mut Envelope, address: &str, _: &RcptParams) -> Reply {
 ///         if address.ends_with("@example.com") { Reply::ok() } else { Reply::from("550 not relaying") }
 ///     }
 ///
