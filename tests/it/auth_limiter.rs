@@ -228,13 +228,13 @@ async fn each_failure_logs_one_line_for_fail2ban() {
 // ---- Redis -----------------------------------------------------------------------------------
 
 /// A `redis-server` on a free loopback port, killed on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     _child: KillOnDrop,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl RedisServer {
-    async fn start() -> RedisServer {
+    pub(crate) async fn start() -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

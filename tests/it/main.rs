@@ -24,6 +24,7 @@ mod enhanced_codes;
 mod example_custom_mechanism;
 mod example_relay;
 mod governance;
+mod guessing;
 mod handlers_relay;
 mod interop_clients;
 mod lmtp;

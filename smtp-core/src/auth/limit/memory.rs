@@ -38,7 +38,9 @@ const COARSE_V6: u8 = 48;
 /// once the coarse part is full, of every other new client of its family), a user for those
 /// of the names that share its counter (one in 64 of the names not in the table). Filling the
 /// table first gains a guesser nothing: every failure still counts, only more coarsely. Once
-/// the table has room again, a new key gets its own entry.
+/// the table has room again, a new key gets its own entry, but is refused while a bucket
+/// that would have counted it is blocked (else a guesser counted coarsely would get a fresh
+/// budget as soon as the junk before it left the table).
 ///
 /// Each call costs O(1) amortised: windows leave from the front of a queue in the order they
 /// started, which is the order they end, never by a scan of the table.
@@ -77,28 +79,46 @@ impl MemoryLimiter {
         table
     }
 
+    /// The key's own entry in the table.
+    fn exact(&self, key: LimitKey<'_>) -> Key {
+        match key {
+            LimitKey::Client(prefix) => Key::Client(prefix),
+            LimitKey::User(user) => Key::User(self.hasher.hash_one(user)),
+        }
+    }
+
     /// Where a failure of `key` is counted, given what the table holds now.
     fn bucket(&self, table: &Table, key: LimitKey<'_>) -> Bucket {
-        match key {
-            LimitKey::Client(prefix) => {
-                let exact = Key::Client(prefix);
-                if table.has_room_for(exact, self.max_keys) {
-                    return Bucket::Table(exact);
-                }
-                let coarse = Key::Coarse(prefix.shortened(COARSE_V4, COARSE_V6));
+        let exact = self.exact(key);
+        if table.has_room_for(exact, self.max_keys) {
+            return Bucket::Table(exact);
+        }
+        match exact {
+            Key::Client(prefix) => {
+                let coarse = Key::Coarse(coarse_prefix(prefix));
                 if table.has_room_for(coarse, self.max_keys / 16) {
                     return Bucket::Table(coarse);
                 }
-                Bucket::SharedClients(usize::from(prefix.addr().is_ipv6()))
+                Bucket::SharedClients(family(prefix))
             }
-            LimitKey::User(user) => {
-                let hash = self.hasher.hash_one(user);
-                let exact = Key::User(hash);
-                if table.has_room_for(exact, self.max_keys) {
-                    return Bucket::Table(exact);
-                }
-                Bucket::SharedUsers((hash % USER_OVERFLOW_BUCKETS as u64) as usize)
+            Key::User(hash) => Bucket::SharedUsers(user_bucket(hash)),
+            Key::Coarse(_) => unreachable!("an exact key is a client or a user"),
+        }
+    }
+
+    /// The failures of a key the table does not hold: the most of any bucket that counts it
+    /// while the table is full. They go on blocking it once the table has room again, until
+    /// their windows end, or a guesser counted there would get a fresh budget as soon as
+    /// older keys leave the table.
+    fn overflow_failures(&self, table: &Table, exact: Key, now: Instant) -> u32 {
+        match exact {
+            Key::Client(prefix) => {
+                let coarse = table.failures(Key::Coarse(coarse_prefix(prefix)));
+                let shared = table.shared_clients[family(prefix)].failures(now, self.window);
+                coarse.max(shared)
             }
+            Key::User(hash) => table.shared_users[user_bucket(hash)].failures(now, self.window),
+            Key::Coarse(_) => 0,
         }
     }
 }
@@ -114,10 +134,10 @@ impl AuthLimiter for MemoryLimiter {
     async fn is_blocked(&self, key: LimitKey<'_>) -> bool {
         let now = Instant::now();
         let table = self.lock(now);
-        let failures = match self.bucket(&table, key) {
-            Bucket::Table(key) => table.failures(key),
-            Bucket::SharedClients(i) => table.shared_clients[i].failures(now, self.window),
-            Bucket::SharedUsers(i) => table.shared_users[i].failures(now, self.window),
+        let exact = self.exact(key);
+        let failures = match table.failures.get(&exact) {
+            Some(&failures) => failures,
+            None => self.overflow_failures(&table, exact, now),
         };
         failures >= self.max_failures
     }
@@ -131,6 +151,19 @@ impl AuthLimiter for MemoryLimiter {
             Bucket::SharedUsers(i) => table.shared_users[i].record(now, self.window),
         }
     }
+}
+
+fn coarse_prefix(prefix: IpPrefix) -> IpPrefix {
+    prefix.shortened(COARSE_V4, COARSE_V6)
+}
+
+/// The index of a client's shared counter: 0 for IPv4, 1 for IPv6.
+fn family(prefix: IpPrefix) -> usize {
+    usize::from(prefix.addr().is_ipv6())
+}
+
+fn user_bucket(hash: u64) -> usize {
+    (hash % USER_OVERFLOW_BUCKETS as u64) as usize
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -454,6 +487,29 @@ mod tests {
         tokio::time::sleep(WINDOW).await;
         assert!(!limiter.is_blocked(LimitKey::User(b"erin")).await);
         assert_eq!(sizes(&limiter), ([0, 0], 0));
+    }
+
+    /// Regression: a guesser counted in a bucket got a fresh budget as soon as the junk that
+    /// filled the table before it expired, long before its own bucket's window ended.
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_blocks_its_keys_after_the_table_has_room() {
+        let limiter = MemoryLimiter::new(BUDGET, WINDOW).max_keys(16);
+        for i in 0..16 {
+            limiter.record_failure(v6(i, 0, 1)).await;
+        }
+        tokio::time::sleep(WINDOW / 2).await;
+        let (carol, guesser) = (LimitKey::User(b"carol"), v6(500, 1, 1));
+        fail(&limiter, carol, BUDGET).await;
+        fail(&limiter, guesser, BUDGET).await;
+        assert_eq!(sizes(&limiter), ([16, 1], 17));
+        tokio::time::sleep(WINDOW / 2).await;
+        assert!(limiter.is_blocked(carol).await);
+        assert_eq!(sizes(&limiter), ([0, 1], 1));
+        assert!(limiter.is_blocked(v6(500, 2, 1)).await);
+        assert!(!limiter.is_blocked(v6(501, 1, 1)).await);
+        tokio::time::sleep(WINDOW / 2).await;
+        assert!(!limiter.is_blocked(carol).await);
+        assert!(!limiter.is_blocked(guesser).await);
     }
 
     #[tokio::test(start_paused = true)]
