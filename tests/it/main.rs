@@ -38,3 +38,4 @@ mod streaming;
 mod tls;
 mod tls_interop;
 mod unix_socket;
+mod xclient;
