@@ -133,6 +133,10 @@ pub struct Cli {
     /// default: none).
     #[arg(long = "xclient-trusted", value_name = "CIDR")]
     xclient_trusted: Vec<Cidr>,
+    /// A network whose clients may send XFORWARD, e.g. the Postfix relaying to a content
+    /// filter (repeatable; default: none).
+    #[arg(long = "xforward-trusted", value_name = "CIDR")]
+    xforward_trusted: Vec<Cidr>,
     /// Messages per connection before `421`, or `none` [default: none].
     #[arg(long, value_name = "N|none", value_parser = parse_limit::<usize>)]
     max_messages_per_connection: Option<Limit<usize>>,
@@ -347,6 +351,7 @@ impl Cli {
             });
         }
         config.xclient_trusted = self.xclient_trusted.clone();
+        config.xforward_trusted = self.xforward_trusted.clone();
         if !self.implicit_tls_listen.is_empty() && config.tls.is_none() {
             return Err("--implicit-tls-listen needs --tls-cert and --tls-key".into());
         }

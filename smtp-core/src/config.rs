@@ -139,6 +139,12 @@ pub struct Config {
     /// by the address XCLIENT names. Anyone else gets `550 5.7.0 Error: insufficient
     /// authorization`. Default is empty (nobody).
     pub xclient_trusted: Vec<Cidr>,
+    /// The networks whose clients may send XFORWARD (Postfix's
+    /// `smtpd_authorized_xforward_hosts`): an MTA in front of this server forwards each
+    /// message's original client, kept in `Envelope::xforward`. EHLO offers XFORWARD only to
+    /// these clients; anyone else gets `550 5.7.0 Error: insufficient authorization`.
+    /// Default is empty (nobody).
+    pub xforward_trusted: Vec<Cidr>,
     /// Messages accepted per connection; after the reply to the last one the server sends
     /// `421 4.7.0 <hostname> Error: too many messages in one session` and closes.
     /// `None` means unlimited. Default is `None`.
@@ -307,6 +313,7 @@ impl Default for Config {
             enhanced_status_codes: false,
             proxy_protocol: None,
             xclient_trusted: Vec::new(),
+            xforward_trusted: Vec::new(),
             max_messages_per_connection: None,
             max_bytes_per_connection: None,
             min_data_rate: Some(MinDataRate::default()),
@@ -330,6 +337,7 @@ impl fmt::Debug for Config {
             .field("require_starttls", &self.require_starttls)
             .field("proxy_protocol", &self.proxy_protocol)
             .field("xclient_trusted", &self.xclient_trusted)
+            .field("xforward_trusted", &self.xforward_trusted)
             .finish_non_exhaustive()
     }
 }

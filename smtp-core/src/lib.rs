@@ -105,6 +105,7 @@ pub use handler::{Handler, HookError};
 pub use proto::params::{MailParams, RcptParams};
 pub use proto::proxy::{ProxyCommand, ProxyData};
 pub use proto::xclient::{Attr, HeloProto, XClient};
+pub use proto::xforward::{Source, XForward};
 pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
 pub use session::{Peer, Session, SessionBuilder, XCLIENT_MECHANISM};

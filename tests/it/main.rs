@@ -39,3 +39,4 @@ mod tls;
 mod tls_interop;
 mod unix_socket;
 mod xclient;
+mod xforward;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::tools::{available, run};
-use crate::support::{Client, KillOnDrop, Smtpd, TempDir, b64, plain};
+use crate::support::{Client, Smtpd, TempDir, TermOnDrop, b64, plain};
 use smtp_core::{Cidr, Config, Envelope, Handler, HeloProto, Reply, ServerHandle, Session};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -297,7 +297,7 @@ async fn auth_http(backend: SocketAddr) -> SocketAddr {
 }
 
 /// nginx as the recipe runs it, listening on 127.0.0.1 and asking `auth` before proxying.
-async fn nginx(dir: &TempDir, auth: SocketAddr) -> (KillOnDrop, SocketAddr) {
+async fn nginx(dir: &TempDir, auth: SocketAddr) -> (TermOnDrop, SocketAddr) {
     let port = crate::support::free_port();
     let conf = format!(
         "load_module /usr/lib/nginx/modules/ngx_mail_module.so;\n\
@@ -318,18 +318,14 @@ async fn nginx(dir: &TempDir, auth: SocketAddr) -> (KillOnDrop, SocketAddr) {
         dir = dir.0.display()
     );
     let path = dir.write("nginx.conf", conf);
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&path)
-        .arg("-p")
-        .arg(&dir.0)
-        .args(["-g", "daemon off;"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let child = KillOnDrop(child);
+    let child = TermOnDrop::spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(&dir.0)
+            .args(["-g", "daemon off;"]),
+    );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(addr).await.is_err() {

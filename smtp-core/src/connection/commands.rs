@@ -9,6 +9,7 @@ use super::io::AUTH_LINE_OVERHEAD;
 use super::{Connection, Next};
 use crate::handler::Handler;
 use crate::proto::xclient::XCLIENT_ATTRIBUTES;
+use crate::proto::xforward::XFORWARD_ATTRIBUTES;
 use crate::proto::{PathOptions, Reply, Verb, parse_bdat, parse_command, parse_path_with, replies};
 use crate::stream::Transport;
 
@@ -171,7 +172,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 None => replies::syntax(Verb::Bdat, false),
             },
             Verb::Xclient => return self.xclient(arg),
-            Verb::Xforward => replies::INSUFFICIENT_AUTHORIZATION,
+            Verb::Xforward => self.xforward(arg),
             Verb::Unknown => unreachable!("unknown verbs are answered before dispatch"),
         };
         let close = reply.closes_connection();
@@ -223,6 +224,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
         if self.trust.xclient {
             lines.push(format!("XCLIENT {XCLIENT_ATTRIBUTES}"));
+        }
+        if self.trust.xforward {
+            lines.push(format!("XFORWARD {XFORWARD_ATTRIBUTES}"));
         }
         lines.push("HELP".into());
         Reply::multiline(250, lines)

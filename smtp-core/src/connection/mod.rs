@@ -4,7 +4,7 @@
 //! The rooms: `io` (buffers, timers, flushing), `phase` (where the protocol is), `hooks`
 //! (calling the handler, panics caught), `commands` (dispatch, policy, HELO/EHLO/HELP/VRFY),
 //! `transaction` (MAIL, RCPT), `body` (DATA, BDAT), `auth` (the AUTH exchange, limiter,
-//! back-off and failure log), `starttls`, `proxy` (the PROXY header), `xclient` (a trusted proxy's client).
+//! back-off and failure log), `starttls`, `proxy` (the PROXY header), `xclient` (a trusted proxy's client, XFORWARD's original client).
 //!
 //! Message bodies, DATA's and BDAT's alike, take one path: `handle_body` decides where the
 //! bytes go (`envelope.content`, nowhere, or a `BodySink`), then `handle_data` (or in LMTP
@@ -80,7 +80,7 @@ pub(crate) struct Connection<H: Handler, S> {
     auth_failures: u32,
     /// `handle_starttls` refused the handshake's result: only QUIT is served.
     tls_refused: bool,
-    /// What the client may send (XCLIENT), by the address it came from.
+    /// What the client may send (XCLIENT, XFORWARD), by the address it came from.
     trust: Trust,
     transaction: tracing::Span,
     budget: Budget,

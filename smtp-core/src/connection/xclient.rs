@@ -1,14 +1,16 @@
 //! XCLIENT (Postfix's `XCLIENT_README`): a trusted proxy names the client it speaks for, and
-//! the session starts over as that client's, with a new `220` greeting.
+//! the session starts over as that client's, with a new `220` greeting; and XFORWARD
+//! (`XFORWARD_README`): a trusted MTA names the next message's original client.
 
 use std::net::SocketAddr;
 
-use tracing::info;
+use tracing::{debug, info};
 
 use super::{Connection, Next};
 use crate::config::{Cidr, Config, trusted};
 use crate::handler::Handler;
 use crate::proto::xclient::{Attr, HeloProto, XClient, parse_xclient};
+use crate::proto::xforward::parse_xforward;
 use crate::proto::{Reply, Verb, replies};
 use crate::session::Peer;
 use crate::stream::Transport;
@@ -18,6 +20,7 @@ use crate::stream::Transport;
 #[derive(Clone, Copy, Default)]
 pub(super) struct Trust {
     pub(super) xclient: bool,
+    pub(super) xforward: bool,
 }
 
 impl Trust {
@@ -26,6 +29,7 @@ impl Trust {
         let within = |networks: &[Cidr]| ip.is_some_and(|ip| trusted(networks, ip));
         Trust {
             xclient: within(&config.xclient_trusted),
+            xforward: within(&config.xforward_trusted),
         }
     }
 }
@@ -73,6 +77,26 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             .after_xclient(peer, greeted, login.as_deref(), xclient);
         let config = &self.shared.config;
         self.reply(replies::greeting(&config.hostname, &config.ident))
+    }
+
+    /// XFORWARD: the next message's original client, added to what earlier XFORWARD
+    /// commands of this transaction said.
+    pub(super) fn xforward(&mut self, arg: Option<&str>) -> Reply {
+        if self.phase.in_transaction() {
+            return replies::AUTH_IN_TRANSACTION;
+        }
+        if !self.trust.xforward {
+            info!("XFORWARD from an unauthorized client");
+            return replies::INSUFFICIENT_AUTHORIZATION;
+        }
+        match parse_xforward(arg) {
+            Ok(newer) => {
+                debug!(?newer, "XFORWARD");
+                self.envelope.xforward.get_or_insert_default().merge(newer);
+                replies::XFORWARD_OK
+            }
+            Err(error) => replies::bad_attribute(Verb::Xforward, &error),
+        }
     }
 
     /// The client XCLIENT names: its `ADDR` and `PORT`, each defaulting to what the

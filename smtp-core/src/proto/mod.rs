@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod replies;
 pub mod reply;
 pub mod xclient;
+pub mod xforward;
 
 pub use address::{PathOptions, parse_path_with};
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};

@@ -11,7 +11,7 @@ pub mod tls;
 pub mod tools;
 
 pub use client::{Client, TlsClient};
-pub use process::{KillOnDrop, Smtpd, isolated, run_smtpd, smtpd_command};
+pub use process::{KillOnDrop, Smtpd, TermOnDrop, isolated, run_smtpd, smtpd_command};
 
 /// How long any single reply may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
