@@ -129,6 +129,14 @@ pub struct Cli {
     /// Seconds a PROXY header may take to arrive [default: 5].
     #[arg(long, value_name = "SECS", requires = "proxy_protocol")]
     proxy_timeout: Option<u64>,
+    /// A network whose clients may send XCLIENT, e.g. an nginx mail proxy (repeatable;
+    /// default: none).
+    #[arg(long = "xclient-trusted", value_name = "CIDR")]
+    xclient_trusted: Vec<Cidr>,
+    /// A network whose clients may send XFORWARD, e.g. the Postfix relaying to a content
+    /// filter (repeatable; default: none).
+    #[arg(long = "xforward-trusted", value_name = "CIDR")]
+    xforward_trusted: Vec<Cidr>,
     /// Messages per connection before `421`, or `none` [default: none].
     #[arg(long, value_name = "N|none", value_parser = parse_limit::<usize>)]
     max_messages_per_connection: Option<Limit<usize>>,
@@ -342,6 +350,8 @@ impl Cli {
                     .map_or(default.timeout, Duration::from_secs),
             });
         }
+        config.xclient_trusted = self.xclient_trusted.clone();
+        config.xforward_trusted = self.xforward_trusted.clone();
         if !self.implicit_tls_listen.is_empty() && config.tls.is_none() {
             return Err("--implicit-tls-listen needs --tls-cert and --tls-key".into());
         }

@@ -132,6 +132,19 @@ pub struct Config {
     /// Whether every connection must start with a PROXY protocol header (v1 or v2), from
     /// which sources, and how fast. Default is `None` (no header expected).
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// The networks whose clients may send XCLIENT (Postfix's `smtpd_authorized_xclient_hosts`):
+    /// a proxy such as nginx's mail module names the client it speaks for, and the session
+    /// goes on as that client's (address, HELO name, the login the proxy verified). EHLO
+    /// offers XCLIENT only to these clients, and they are counted in `max_connections_per_ip`
+    /// by the address XCLIENT names. Anyone else gets `550 5.7.0 Error: insufficient
+    /// authorization`. Default is empty (nobody).
+    pub xclient_trusted: Vec<Cidr>,
+    /// The networks whose clients may send XFORWARD (Postfix's
+    /// `smtpd_authorized_xforward_hosts`): an MTA in front of this server forwards each
+    /// message's original client, kept in `Envelope::xforward`. EHLO offers XFORWARD only to
+    /// these clients; anyone else gets `550 5.7.0 Error: insufficient authorization`.
+    /// Default is empty (nobody).
+    pub xforward_trusted: Vec<Cidr>,
     /// Messages accepted per connection; after the reply to the last one the server sends
     /// `421 4.7.0 <hostname> Error: too many messages in one session` and closes.
     /// `None` means unlimited. Default is `None`.
@@ -240,6 +253,11 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// Whether `ip` is inside one of `networks`.
+pub(crate) fn trusted(networks: &[Cidr], ip: IpAddr) -> bool {
+    networks.iter().any(|net| net.contains(ip))
+}
+
 /// A minimum DATA transfer rate, checked after a grace period.
 #[derive(Clone, Copy, Debug)]
 pub struct MinDataRate {
@@ -294,6 +312,8 @@ impl Default for Config {
             dsn: true,
             enhanced_status_codes: false,
             proxy_protocol: None,
+            xclient_trusted: Vec::new(),
+            xforward_trusted: Vec::new(),
             max_messages_per_connection: None,
             max_bytes_per_connection: None,
             min_data_rate: Some(MinDataRate::default()),
@@ -316,6 +336,8 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls.is_some())
             .field("require_starttls", &self.require_starttls)
             .field("proxy_protocol", &self.proxy_protocol)
+            .field("xclient_trusted", &self.xclient_trusted)
+            .field("xforward_trusted", &self.xforward_trusted)
             .finish_non_exhaustive()
     }
 }

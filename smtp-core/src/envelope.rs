@@ -53,6 +53,9 @@ pub struct Envelope {
     pub body_type: Option<BodyType>,
     /// MAIL's DSN parameters (RFC 3461): `RET`, `ENVID`.
     pub dsn: MailDsn,
+    /// The original client a trusted MTA forwarded with XFORWARD before MAIL (Postfix's
+    /// `XFORWARD_README`); `None` when none came. Like the rest, it holds for one transaction.
+    pub xforward: Option<crate::proto::xforward::XForward>,
 }
 
 impl Envelope {
@@ -77,6 +80,7 @@ impl fmt::Debug for Envelope {
             .field("content_len", &self.content.len())
             .field("body_type", &self.body_type)
             .field("dsn", &self.dsn)
+            .field("xforward", &self.xforward)
             .finish()
     }
 }

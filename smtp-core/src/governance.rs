@@ -19,7 +19,7 @@ pub(crate) struct Budget {
     messages: usize,
     bytes: u64,
     /// Set on a trusted proxy's connection: the per-IP limit is applied to the client named
-    /// in the PROXY header instead of the proxy.
+    /// in the PROXY header or by XCLIENT instead of the proxy.
     proxied: Option<Arc<Limits>>,
     slot: Option<Slot>,
 }
@@ -29,9 +29,12 @@ impl Budget {
         self.proxied = Some(limits);
     }
 
-    /// Takes the proxied client's place in the per-IP limit, or says why it is refused.
+    /// Takes the proxied client's place in the per-IP limit, or says why it is refused. A
+    /// second client (XCLIENT after a PROXY header, or a second XCLIENT) takes the place of
+    /// the first.
     pub(crate) fn admit_proxied(&mut self, ip: IpAddr, config: &Config) -> Result<(), Reply> {
-        if let Some(limits) = self.proxied.take() {
+        if let Some(limits) = &self.proxied {
+            self.slot = None;
             let slot = limits
                 .admit_ip(ip, config)
                 .map_err(|t| Reply::new(421, t))?;

@@ -104,9 +104,11 @@ pub use handler::route::Hooks;
 pub use handler::{Handler, HookError};
 pub use proto::params::{MailParams, RcptParams};
 pub use proto::proxy::{ProxyCommand, ProxyData};
+pub use proto::xclient::{Attr, HeloProto, XClient};
+pub use proto::xforward::{Source, XForward};
 pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
-pub use session::{Peer, Session, SessionBuilder};
+pub use session::{Peer, Session, SessionBuilder, XCLIENT_MECHANISM};
 pub use stream::Transport;
 pub use tls::{TlsConfig, TlsInfo};
 

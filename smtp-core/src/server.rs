@@ -248,9 +248,12 @@ async fn accept_loop<H: Handler>(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         // A trusted proxy speaks for many clients: each is counted by the address in its
-        // PROXY header, once that is read.
-        let proxy = shared.config.proxy_protocol.as_ref();
-        let proxied = proxy.is_some_and(|p| p.trusts(addr.ip()));
+        // PROXY header or XCLIENT command, once that is read.
+        let config = &shared.config;
+        let proxied = match &config.proxy_protocol {
+            Some(proxy) => proxy.trusts(addr.ip()),
+            None => crate::config::trusted(&config.xclient_trusted, addr.ip()),
+        };
         let admitted = if proxied {
             limits
                 .admit_any(&shared.config)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::auth::data::AuthData;
 use crate::extensions::Extensions;
 use crate::proto::proxy::ProxyData;
+use crate::proto::xclient::XClient;
 use crate::tls::TlsInfo;
 
 /// Where a connection comes from.
@@ -45,6 +46,10 @@ impl fmt::Display for Peer {
     }
 }
 
+/// The [`Session::auth_mechanism`] of a session whose login a trusted proxy vouched for
+/// with XCLIENT's `LOGIN`.
+pub const XCLIENT_MECHANISM: &str = "XCLIENT";
+
 /// A successful AUTH: the mechanism and what it recorded.
 #[derive(Clone, Debug)]
 struct Authenticated {
@@ -65,6 +70,7 @@ pub struct Session {
     tls: Option<TlsInfo>,
     auth: Option<Authenticated>,
     proxy_data: Option<ProxyData>,
+    xclient: Option<Box<XClient>>,
     server_hostname: Arc<str>,
     extensions: Extensions,
 }
@@ -78,6 +84,7 @@ impl Session {
             tls: None,
             auth: None,
             proxy_data: None,
+            xclient: None,
             server_hostname,
             extensions: Extensions::default(),
         }
@@ -142,6 +149,13 @@ impl Session {
         self.proxy_data.as_ref()
     }
 
+    /// What the last XCLIENT command of a trusted proxy said (Postfix's `XCLIENT_README`);
+    /// its client, HELO name and login are already this session's [`peer`](Self::peer),
+    /// [`host_name`](Self::host_name) and [`login_data`](Self::login_data).
+    pub fn xclient(&self) -> Option<&XClient> {
+        self.xclient.as_deref()
+    }
+
     /// The server's own host name, as used in the greeting and the HELO/EHLO replies.
     pub fn server_hostname(&self) -> &str {
         &self.server_hostname
@@ -182,6 +196,30 @@ impl Session {
         let mut next = Session::new(self.peer.clone(), self.server_hostname.clone());
         next.proxy_data = self.proxy_data.take();
         next.tls = Some(tls);
+        *self = next;
+    }
+
+    /// The session that follows XCLIENT: a new client, as after a new connection, keeping
+    /// the transport's TLS and PROXY facts. `greeted` is the HELO name and whether it was
+    /// EHLO; `login` the user the proxy authenticated.
+    pub(crate) fn after_xclient(
+        &mut self,
+        peer: Peer,
+        greeted: Option<(String, bool)>,
+        login: Option<&str>,
+        xclient: XClient,
+    ) {
+        let mut next = Session::new(peer, self.server_hostname.clone());
+        next.proxy_data = self.proxy_data.take();
+        next.tls = self.tls.take();
+        if let Some((host_name, extended)) = greeted {
+            next.greeted(&host_name, extended);
+        }
+        if let Some(login) = login {
+            let login = login.as_bytes().to_vec();
+            next.authenticate(XCLIENT_MECHANISM, Some(AuthData::Verified { login }));
+        }
+        next.xclient = Some(Box::new(xclient));
         *self = next;
     }
 }

@@ -39,3 +39,5 @@ mod streaming;
 mod tls;
 mod tls_interop;
 mod unix_socket;
+mod xclient;
+mod xforward;

@@ -411,14 +411,6 @@ fn haproxy_binary() -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts HAProxy with one frontend per `(send-proxy option)` relaying to `backend`, and
 /// returns it with the frontend addresses once they accept connections.
 async fn haproxy(
@@ -439,7 +431,7 @@ async fn haproxy(
     );
     let mut fronts = Vec::new();
     for (i, option) in options.iter().enumerate() {
-        let port = free_port();
+        let port = crate::support::free_port();
         fronts.push(SocketAddr::from(([127, 0, 0, 1], port)));
         config.push_str(&format!(
             "frontend f{i}\n    bind 127.0.0.1:{port}\n    default_backend b{i}\nbackend b{i}\n    server s1 {backend} {option}\n"
@@ -505,7 +497,7 @@ async fn haproxy_send_proxy_v1_and_v2() {
 /// Debugging handler prints `X-Peer: <client>`.
 #[tokio::test]
 async fn smtpd_binary_behind_haproxy() {
-    let port = free_port();
+    let port = crate::support::free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = smtpd_command();
     command

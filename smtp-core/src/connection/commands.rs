@@ -8,6 +8,8 @@ use super::hooks::call_hook;
 use super::io::AUTH_LINE_OVERHEAD;
 use super::{Connection, Next};
 use crate::handler::Handler;
+use crate::proto::xclient::XCLIENT_ATTRIBUTES;
+use crate::proto::xforward::XFORWARD_ATTRIBUTES;
 use crate::proto::{PathOptions, Reply, Verb, parse_bdat, parse_command, parse_path_with, replies};
 use crate::stream::Transport;
 
@@ -169,6 +171,8 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 Some(chunk) => return Next::Bdat(chunk),
                 None => replies::syntax(Verb::Bdat, false),
             },
+            Verb::Xclient => return self.xclient(arg),
+            Verb::Xforward => self.xforward(arg),
             Verb::Unknown => unreachable!("unknown verbs are answered before dispatch"),
         };
         let close = reply.closes_connection();
@@ -217,6 +221,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
         if !config.auth_require_tls || self.session.is_tls() {
             lines.push(format!("AUTH {}", self.shared.registry.advertised()));
+        }
+        if self.trust.xclient {
+            lines.push(format!("XCLIENT {XCLIENT_ATTRIBUTES}"));
+        }
+        if self.trust.xforward {
+            lines.push(format!("XFORWARD {XFORWARD_ATTRIBUTES}"));
         }
         lines.push("HELP".into());
         Reply::multiline(250, lines)

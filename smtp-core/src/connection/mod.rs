@@ -4,7 +4,7 @@
 //! The rooms: `io` (buffers, timers, flushing), `phase` (where the protocol is), `hooks`
 //! (calling the handler, panics caught), `commands` (dispatch, policy, HELO/EHLO/HELP/VRFY),
 //! `transaction` (MAIL, RCPT), `body` (DATA, BDAT), `auth` (the AUTH exchange, limiter,
-//! back-off and failure log), `starttls`, `proxy` (the PROXY header).
+//! back-off and failure log), `starttls`, `proxy` (the PROXY header), `xclient` (a trusted proxy's client, XFORWARD's original client).
 //!
 //! Message bodies, DATA's and BDAT's alike, take one path: `handle_body` decides where the
 //! bytes go (`envelope.content`, nowhere, or a `BodySink`), then `handle_data` (or in LMTP
@@ -43,9 +43,11 @@ mod phase;
 mod proxy;
 mod starttls;
 mod transaction;
+mod xclient;
 
 use io::{AUTH_LINE_OVERHEAD, Filled, Io};
 use phase::Phase;
+use xclient::Trust;
 
 /// What all connections of a server share, read-only.
 pub(crate) struct Shared<H> {
@@ -78,6 +80,8 @@ pub(crate) struct Connection<H: Handler, S> {
     auth_failures: u32,
     /// `handle_starttls` refused the handshake's result: only QUIT is served.
     tls_refused: bool,
+    /// What the client may send (XCLIENT, XFORWARD), by the address it came from.
+    trust: Trust,
     transaction: tracing::Span,
     budget: Budget,
 }
@@ -115,6 +119,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             calls: HashMap::new(),
             auth_failures: 0,
             tls_refused: false,
+            trust: Trust::default(),
             transaction: tracing::Span::none(),
             budget: Budget::default(),
             shared,
@@ -133,7 +138,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 return;
             }
         }
-        let span = tracing::info_span!("smtp", peer = %self.session.peer());
+        let span = tracing::info_span!(
+            "smtp",
+            peer = %self.session.peer(),
+            client = tracing::field::Empty
+        );
         // A method on `&mut self`, not an `async move` block: the block would hold a second
         // copy of the connection in every task.
         self.session_loop(implicit_tls, via).instrument(span).await
@@ -141,6 +150,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
 
     async fn session_loop(&mut self, implicit_tls: bool, via: Peer) {
         info!("connected");
+        self.trust = Trust::of(self.session.peer(), &self.shared.config);
         if self.session.proxy_data().is_some() {
             info!(%via, "via PROXY protocol");
         }

@@ -26,6 +26,8 @@ pub enum Verb {
     Auth,
     StartTls,
     Bdat,
+    Xclient,
+    Xforward,
     Unknown,
 }
 
@@ -47,6 +49,8 @@ impl Verb {
             b"AUTH" => Verb::Auth,
             b"STARTTLS" => Verb::StartTls,
             b"BDAT" => Verb::Bdat,
+            b"XCLIENT" => Verb::Xclient,
+            b"XFORWARD" => Verb::Xforward,
             _ => Verb::Unknown,
         }
     }
@@ -69,6 +73,8 @@ impl Verb {
             Verb::Auth => "AUTH",
             Verb::StartTls => "STARTTLS",
             Verb::Bdat => "BDAT",
+            Verb::Xclient => "XCLIENT",
+            Verb::Xforward => "XFORWARD",
             Verb::Unknown => "",
         }
     }
@@ -173,6 +179,8 @@ mod tests {
             (b"mail FROM:<a@b>", Ok((Verb::Mail, Some("FROM:<a@b>")))),
             (b"StartTLS", Ok((Verb::StartTls, None))),
             (b"FOO bar", Ok((Verb::Unknown, Some("bar")))),
+            (b"xclient ADDR=::1", Ok((Verb::Xclient, Some("ADDR=::1")))),
+            (b"XFORWARD IDENT=1", Ok((Verb::Xforward, Some("IDENT=1")))),
             (b"NOOP\tx", Ok((Verb::Unknown, None))),
             (b"", Err("500 Error: bad syntax")),
             (b"\xc3\xa9HLO x", Err("500 Error: bad syntax")),

@@ -11,6 +11,8 @@ pub mod params;
 pub mod proxy;
 pub mod replies;
 pub mod reply;
+pub mod xclient;
+pub mod xforward;
 
 pub use address::{PathOptions, parse_path_with};
 pub use command::{CommandLine, Path, PathError, Verb, parse_command, parse_path};
@@ -21,3 +23,4 @@ pub use params::{
     parse_bdat, parse_mail_params, parse_rcpt_params,
 };
 pub use reply::{Reply, enhanced_code};
+pub use xclient::{Attr, AttrError, HeloProto, XClient, parse_xclient};

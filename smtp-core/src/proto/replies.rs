@@ -242,7 +242,7 @@ pub const AUTH_ENCRYPTION_REQUIRED: Reply = Reply::fixed(
 );
 /// A second successful AUTH.
 pub const ALREADY_AUTHENTICATED: Reply = Reply::fixed(503, "Already authenticated");
-/// AUTH inside a transaction (RFC 4954 §4).
+/// AUTH (RFC 4954 §4) or XCLIENT inside a transaction.
 pub const AUTH_IN_TRANSACTION: Reply =
     Reply::fixed(503, "5.5.1 Error: MAIL transaction in progress");
 /// AUTH without a mechanism.
@@ -270,6 +270,29 @@ pub const AUTH_TEMPORARY_FAILURE: Reply =
 pub const AUTH_TOO_MANY_FAILURES: Reply =
     Reply::fixed(421, "4.7.0 Too many authentication failures");
 
+// XCLIENT and XFORWARD (Postfix's texts).
+
+/// XCLIENT or XFORWARD from a client outside the trusted networks.
+pub const INSUFFICIENT_AUTHORIZATION: Reply =
+    Reply::fixed(550, "5.7.0 Error: insufficient authorization");
+/// XFORWARD accepted.
+pub const XFORWARD_OK: Reply = Reply::fixed(250, "2.0.0 Ok");
+
+/// `501 5.5.4 …`: an XCLIENT or XFORWARD argument that does not parse.
+pub fn bad_attribute(verb: Verb, error: &super::AttrError) -> Reply {
+    use super::AttrError;
+    let verb = verb.name();
+    match error {
+        AttrError::Empty => Reply::new(501, format!("5.5.4 Syntax: {verb} attribute=value...")),
+        AttrError::BadName(word) => {
+            echo(501, &format!("5.5.4 Bad {verb} attribute name: "), word, "")
+        }
+        AttrError::BadValue(name, value) => {
+            echo(501, &format!("5.5.4 Bad {verb} {name} syntax: "), value, "")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +308,24 @@ mod tests {
             (
                 sent_too_many_times("NOOP"),
                 "421 4.7.0 NOOP sent too many times",
+            ),
+            (
+                bad_attribute(Verb::Xclient, &super::super::AttrError::Empty),
+                "501 5.5.4 Syntax: XCLIENT attribute=value...",
+            ),
+            (
+                bad_attribute(
+                    Verb::Xforward,
+                    &super::super::AttrError::BadName("FOO=1".into()),
+                ),
+                "501 5.5.4 Bad XFORWARD attribute name: FOO=1",
+            ),
+            (
+                bad_attribute(
+                    Verb::Xclient,
+                    &super::super::AttrError::BadValue("ADDR", "x".into()),
+                ),
+                "501 5.5.4 Bad XCLIENT ADDR syntax: x",
             ),
             (
                 syntax(Verb::Mail, false),

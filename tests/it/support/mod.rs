@@ -11,10 +11,19 @@ pub mod tls;
 pub mod tools;
 
 pub use client::{Client, TlsClient};
-pub use process::{KillOnDrop, Smtpd, isolated, run_smtpd, smtpd_command};
+pub use process::{KillOnDrop, Smtpd, TermOnDrop, isolated, run_smtpd, smtpd_command};
 
 /// How long any single reply may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A port on 127.0.0.1 that was free a moment ago, for a program that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// A config for tests: fixed host name, AUTH allowed without TLS unless a test says otherwise.
 pub fn config() -> Config {

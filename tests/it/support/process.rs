@@ -34,6 +34,37 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A daemon's master process, stopped with SIGTERM when dropped (then killed if it lingers),
+/// so that it takes its workers with it: SIGKILL would leave them behind (nginx, Postfix).
+pub struct TermOnDrop(pub KillOnDrop);
+
+impl TermOnDrop {
+    /// Spawns `command` with its standard streams closed.
+    pub fn spawn(command: &mut Command) -> TermOnDrop {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        TermOnDrop(KillOnDrop(child))
+    }
+}
+
+impl Drop for TermOnDrop {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 /// `smtpd`, the binary of this package, to be given arguments and passed to [`Smtpd::start`].
 pub fn smtpd_command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_smtpd"))
