@@ -39,7 +39,7 @@
 //! Every message the server *accepted* (a 2xx reply after DATA): the envelope (sender,
 //! recipients with their parameters and DSN requests), the raw bytes, the session's facts
 //! (peer, HELO name, TLS, AUTH mechanism and login) and, on request, the parsed message
-//! ([`Message::parsed`], with [`mail_parser`](crate::mail_parser)). [`TestServer::wait_for`]
+//! ([`Message::parsed`], with [`mail_parser`]). [`TestServer::wait_for`]
 //! waits for them without polling; [`TestServer::clear`] forgets them.
 //!
 //! Your own handler can run behind the kit ([`TestServerBuilder::handler`]): its replies
@@ -96,6 +96,7 @@
 
 mod cert;
 mod faults;
+mod quickack;
 mod recorder;
 mod server;
 mod transcript;

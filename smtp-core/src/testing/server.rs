@@ -5,18 +5,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
 use super::faults::{Fault, Faults};
+use super::quickack::QuickAck;
 use super::recorder::{Accept, Forward, Message, Recorder, Store};
 use super::transcript::{Transcript, Transcripts};
 use crate::auth::StaticUsers;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::server::{Server, ServerHandle};
+use crate::session::Peer;
 
 /// A real SMTP server on `127.0.0.1`, on a port the system picks, in the current tokio
 /// runtime; it stops when dropped. See the [module documentation](super).
+///
+/// Its connections are served as [`ServerHandle::serve_stream`] serves them: the per-address
+/// limits (`max_connections_per_ip`) do not apply.
 pub struct TestServer {
-    handle: Option<ServerHandle>,
+    handle: Option<Arc<ServerHandle>>,
+    accepting: Vec<JoinHandle<()>>,
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     ca_pem: Option<String>,
@@ -135,18 +144,39 @@ impl TestServer {
     /// Stops the server and waits for its connections to end (see
     /// [`ServerHandle::shutdown`]). Dropping it stops it too, without waiting.
     pub async fn stop(mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.shutdown().await;
+        self.stopping().await;
+    }
+
+    /// Stops accepting, then shuts the server down.
+    fn stopping(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let accepting = std::mem::take(&mut self.accepting);
+        let handle = self.handle.take();
+        async move {
+            for task in accepting {
+                task.abort();
+                let _ = task.await;
+            }
+            if let Some(handle) = handle.and_then(|h| Arc::try_unwrap(h).ok()) {
+                handle.shutdown().await;
+            }
         }
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(handle.shutdown());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(self.stopping());
+        }
+    }
+}
+
+/// Accepts connections for the server: its sockets ACK at once (see `quickack`).
+async fn accept(listener: TcpListener, handle: Arc<ServerHandle>, implicit_tls: bool) {
+    loop {
+        if let Ok((stream, addr)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            handle.serve_stream(QuickAck(stream), Peer::Tcp(addr), implicit_tls);
         }
     }
 }
@@ -235,21 +265,22 @@ impl<H: Handler> TestServerBuilder<H> {
                 .mechanism(forward)
                 .expect("the handler's mechanisms have valid names");
         }
-        let listen = "127.0.0.1:0";
-        let mut server = server.listen(listen).await.expect("listen on 127.0.0.1");
-        if tls {
-            server = server
-                .listen_implicit_tls(listen)
+        let handle = Arc::new(server.start());
+        let mut addrs = Vec::new();
+        let mut accepting = Vec::new();
+        for implicit_tls in [false, true].into_iter().take(if tls { 2 } else { 1 }) {
+            let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("listen on 127.0.0.1");
+            addrs.push(listener.local_addr().expect("a local address"));
+            accepting.push(tokio::spawn(accept(listener, handle.clone(), implicit_tls)));
         }
-        let handle = server.start();
-        let addrs = handle.local_addrs();
         TestServer {
             addr: addrs[0],
             tls_addr: addrs.get(1).copied(),
             ca_pem,
             handle: Some(handle),
+            accepting,
             store,
             transcripts,
             faults: self.faults,
