@@ -64,6 +64,9 @@ impl std::fmt::Debug for BodyMode {
 /// implementation discards what it wrote in its `Drop`. An error from `write` or `finish`
 /// makes the server answer `451 4.3.0 Error: cannot store the message` without calling
 /// `handle_data`; the rest of the body is still read (and dropped) so the session stays in step.
+/// An error of kind [`ConnectionAborted`](std::io::ErrorKind::ConnectionAborted) from `write`
+/// instead closes the connection at once, without a reply: what a test double does to play a
+/// server that drops its client in the middle of DATA.
 ///
 /// Implement both methods with ordinary `async fn`s.
 pub trait BodySink: Send {

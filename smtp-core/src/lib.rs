@@ -89,6 +89,8 @@ pub mod proto;
 mod server;
 mod session;
 mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 
 pub use auth::{

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::auth::registry::{DynMechanism, Registry};
 use crate::auth::{AuthMechanism, Login, Plain, is_valid_mechanism_name};
 use crate::config::Config;
+use crate::connection::observe::Observer;
 use crate::connection::{Connection, Shared};
 use crate::governance::Limits;
 use crate::handler::Handler;
@@ -47,6 +48,7 @@ pub struct Server<H: Handler> {
     mechanisms: Vec<(String, Arc<dyn DynMechanism>)>,
     listeners: Vec<Listener>,
     unix_listeners: Vec<UnixListener>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// A mechanism name that RFC 4422 does not allow.
@@ -79,7 +81,15 @@ impl<H: Handler> Server<H> {
                 .collect(),
             listeners: Vec::new(),
             unix_listeners: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Shows every connection's dialogue to `observer` (the test kit's transcripts).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn observe(mut self, observer: Arc<dyn Observer>) -> Server<H> {
+        self.observer = Some(observer);
+        self
     }
 
     /// Registers an AUTH mechanism at run time under its own name, the way
@@ -163,6 +173,7 @@ impl<H: Handler> Server<H> {
             handler: self.handler,
             config,
             registry,
+            observer: self.observer,
         });
         let limits = Arc::new(Limits::default());
         let shutdown = CancellationToken::new();

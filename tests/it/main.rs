@@ -36,6 +36,8 @@ mod sasl_oauth;
 mod sasl_scram;
 mod smoke;
 mod streaming;
+mod testkit;
+mod testkit_example;
 mod tls;
 mod tls_interop;
 mod unix_socket;

@@ -22,6 +22,8 @@ pub(super) struct Body {
     size: usize,
     /// A sink's `write` or `finish` failed: the rest is dropped and the message refused.
     failed: bool,
+    /// A sink's `write` failed with `ConnectionAborted`: the connection closes at once.
+    aborted: bool,
 }
 
 impl Body {
@@ -31,8 +33,12 @@ impl Body {
             BodyMode::Buffer => content.extend_from_slice(bytes),
             BodyMode::Discard => {}
             BodyMode::Stream(sink) => {
-                if !self.failed && !bytes.is_empty() && sink.write(bytes).await.is_err() {
+                if !self.failed
+                    && !bytes.is_empty()
+                    && let Err(e) = sink.write(bytes).await
+                {
                     self.failed = true;
+                    self.aborted = e.kind() == std::io::ErrorKind::ConnectionAborted;
                 }
             }
         }
@@ -90,6 +96,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             mode,
             size: 0,
             failed: false,
+            aborted: false,
         }
     }
 
@@ -120,6 +127,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                     end
                 }
             };
+            if body.aborted {
+                info!("the body sink dropped the connection");
+                return false;
+            }
             if let Some(n) = end {
                 self.io.consume(n);
                 break;
@@ -249,6 +260,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             remaining -= bytes.len();
             if keep && let Some(state) = self.phase.chunks() {
                 state.body.write(&mut self.envelope.content, bytes).await;
+                if state.body.aborted {
+                    info!("the body sink dropped the connection");
+                    return false;
+                }
             }
             if remaining == 0 {
                 self.io.end_rate();

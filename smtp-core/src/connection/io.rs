@@ -18,6 +18,8 @@ use crate::governance::DataRate;
 use crate::proto::{Frame, LineFramer, Reply, Verb, enhanced_code};
 use crate::stream::{Stream, Transport};
 
+use super::observe::{Transcriber, redact_auth};
+
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 /// The first read buffer of a connection. It doubles, up to `MAX_READ`, each time a read fills
 /// it, so idle and command-only connections stay small and bulk transfers read in large pieces.
@@ -67,6 +69,12 @@ pub(super) struct Io<S> {
     auth_interrupted: Option<Filled>,
     /// A write failed or stalled: nothing more is sent.
     write_failed: bool,
+    /// A hook answered `Reply::disconnect()`: nothing more is queued, and reads end.
+    disconnected: bool,
+    /// Sees each line received and each reply queued (`Server::observe`).
+    transcriber: Option<Box<dyn Transcriber>>,
+    /// Reads so far: lines that share a number arrived in one read (pipelined).
+    reads: u64,
 }
 
 impl<S: Transport> Io<S> {
@@ -99,20 +107,59 @@ impl<S: Transport> Io<S> {
             verb: None,
             auth_interrupted: None,
             write_failed: false,
+            disconnected: false,
+            transcriber: None,
+            reads: 0,
         }
+    }
+
+    pub(super) fn set_transcriber(&mut self, transcriber: Option<Box<dyn Transcriber>>) {
+        self.transcriber = transcriber;
+    }
+
+    /// Shows a command line to the transcriber, an AUTH initial response masked.
+    pub(super) fn observe(&mut self, line: &[u8]) {
+        if let Some(t) = &mut self.transcriber {
+            t.received(&redact_auth(line), self.reads);
+        }
+    }
+
+    /// Whether a hook answered `Reply::disconnect()`.
+    pub(super) fn disconnected(&self) -> bool {
+        self.disconnected
     }
 
     /// Queues a reply; it goes out at the next `fill` or `flush`.
     pub(super) fn push(&mut self, reply: &Reply) {
+        if self.stop_at(reply) {
+            return;
+        }
         let reply = self.enhance(reply);
         debug!(reply = %reply, "<<");
-        reply.write_to(&mut self.outbuf);
+        self.write_reply(&reply);
     }
 
     /// Queues a reply without logging it: for replies that echo a line which may be a
     /// credential.
     pub(super) fn push_unlogged(&mut self, reply: &Reply) {
-        self.enhance(reply).write_to(&mut self.outbuf);
+        if !self.stop_at(reply) {
+            let reply = self.enhance(reply).into_owned();
+            self.write_reply(&reply);
+        }
+    }
+
+    /// Whether nothing more is sent: after `Reply::disconnect()`.
+    fn stop_at(&mut self, reply: &Reply) -> bool {
+        self.disconnected |= reply.is_disconnect();
+        self.disconnected
+    }
+
+    fn write_reply(&mut self, reply: &Reply) {
+        let from = self.outbuf.len();
+        reply.write_to(&mut self.outbuf);
+        if let Some(t) = &mut self.transcriber {
+            t.sent(&self.outbuf[from..]);
+        }
     }
 
     /// The command being answered, which decides the enhanced code of its replies.
@@ -258,7 +305,7 @@ impl<S: Transport> Io<S> {
     /// Sends what is buffered, then reads more. Replies go out only here, that is when no
     /// complete command is waiting: pipelined commands get their replies in one write.
     pub(super) async fn fill(&mut self, stop_on_shutdown: bool) -> Filled {
-        if self.flush().await.is_err() {
+        if self.flush().await.is_err() || self.disconnected {
             return Filled::Closed;
         }
         if self.start > 0 {
@@ -291,6 +338,7 @@ impl<S: Transport> Io<S> {
                 read = self.stream.read_buf(&mut self.inbuf) => return match read {
                     Ok(0) | Err(_) => Filled::Closed,
                     Ok(n) => {
+                        self.reads += 1;
                         if let Some(rate) = &mut self.rate {
                             rate.received(n);
                         }
@@ -332,6 +380,9 @@ impl<S: Transport> AuthIo for Io<S> {
                     Frame::Line { len, consumed } => {
                         let line = self.inbuf[self.start..self.start + len].to_vec();
                         self.start += consumed;
+                        if let Some(t) = &mut self.transcriber {
+                            t.received(b"****", self.reads);
+                        }
                         return ResponseLine::Line(line);
                     }
                     Frame::TooLong { consumed, .. } => {

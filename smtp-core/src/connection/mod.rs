@@ -39,6 +39,7 @@ mod body;
 mod commands;
 pub(crate) mod hooks;
 mod io;
+pub(crate) mod observe;
 mod phase;
 mod proxy;
 mod starttls;
@@ -55,6 +56,8 @@ pub(crate) struct Shared<H> {
     pub(crate) config: Config,
     pub(crate) registry: Registry<H>,
     pub(crate) hostname: Arc<str>,
+    /// Sees each connection's dialogue (the test kit's transcripts).
+    pub(crate) observer: Option<Arc<dyn observe::Observer>>,
 }
 
 /// What the connection does after a command.
@@ -99,7 +102,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             .max_command_line
             .max(config.max_auth_line + AUTH_LINE_OVERHEAD)
             + 64;
-        let io = Io::new(
+        let mut io = Io::new(
             stream,
             config.idle_timeout,
             config.max_auth_line,
@@ -107,6 +110,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             shutdown,
             kill,
         );
+        io.set_transcriber(shared.observer.as_ref().map(|o| o.open(&peer)));
         let session = Session::new(peer, shared.hostname.clone());
         Connection {
             io,
@@ -185,6 +189,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     async fn serve(&mut self) {
         loop {
             loop {
+                // After `Reply::disconnect()` no pipelined command runs.
+                if self.io.disconnected() {
+                    return;
+                }
                 if self.io.output_full() && self.io.flush().await.is_err() {
                     info!("client does not read its replies; closing");
                     return;
@@ -211,6 +219,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                         line.clear();
                         line.extend_from_slice(&self.io.pending()[..len]);
                         self.io.consume(consumed);
+                        self.io.observe(&line);
                         let next = self.command(&line).await;
                         self.line = line;
                         next

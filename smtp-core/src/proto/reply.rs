@@ -13,6 +13,8 @@ use std::fmt;
 pub struct Reply {
     code: u16,
     text: Cow<'static, str>,
+    /// [`Reply::disconnect`]: nothing is sent and the connection closes.
+    disconnect: bool,
 }
 
 impl Reply {
@@ -27,6 +29,7 @@ impl Reply {
         Reply {
             code,
             text: text.into(),
+            disconnect: false,
         }
     }
 
@@ -37,6 +40,7 @@ impl Reply {
         Reply {
             code,
             text: Cow::Borrowed(text),
+            disconnect: false,
         }
     }
 
@@ -84,7 +88,25 @@ impl Reply {
         Reply {
             code: 250,
             text: Cow::Borrowed("OK"),
+            disconnect: false,
         }
+    }
+
+    /// Not a reply: the server closes the connection at once and sends nothing, neither this
+    /// nor any later reply (what was queued before it still goes out). For test doubles that
+    /// play a server which drops its clients; a real server answers `421` instead. Its
+    /// [`code`](Self::code) is 421, so it [`closes_connection`](Self::closes_connection).
+    pub const fn disconnect() -> Reply {
+        Reply {
+            code: 421,
+            text: Cow::Borrowed(""),
+            disconnect: true,
+        }
+    }
+
+    /// Whether this is [`Reply::disconnect`].
+    pub fn is_disconnect(&self) -> bool {
+        self.disconnect
     }
 
     /// The reply's three-digit code.
@@ -171,6 +193,7 @@ impl Reply {
         Reply {
             code: self.code,
             text: Cow::Owned(text),
+            disconnect: self.disconnect,
         }
     }
 
@@ -269,6 +292,9 @@ impl fmt::Display for Reply {
 
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.disconnect {
+            return f.write_str("Reply(disconnect)");
+        }
         write!(f, "Reply({self})")
     }
 }
