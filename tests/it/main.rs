@@ -26,6 +26,7 @@ mod example_relay;
 mod governance;
 mod handlers_relay;
 mod interop_clients;
+mod jetstream;
 mod lmtp;
 mod macros;
 mod proxy_protocol;

@@ -1,11 +1,16 @@
 //! Ready-made handlers: [`Sink`], [`Debugging`], [`Mailbox`], [`on_message`] for a closure,
 //! [`Message`] for a closure that wants the message parsed, and [`Proxy`] (feature `proxy`)
-//! to relay to another server.
+//! to relay to another server, and [`JetStream`] (feature `nats`) to hand messages to a NATS
+//! JetStream stream.
 
+#[cfg(feature = "nats")]
+pub mod jetstream;
 mod message;
 #[cfg(feature = "proxy")]
 mod proxy;
 
+#[cfg(feature = "nats")]
+pub use jetstream::{JetStream, JetStreamConfig};
 pub use message::{Message, ParsedMessage};
 #[cfg(feature = "proxy")]
 pub use proxy::Proxy;
