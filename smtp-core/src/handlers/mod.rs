@@ -251,6 +251,11 @@ impl BodySink for MaildirFile {
         self.file.sync_all().await?;
         tokio::fs::rename(&self.tmp, &self.new).await?;
         self.delivered = true;
+        // The rename lives in the directory: until `new/` is synced, a crash can lose the
+        // message after the client saw `250`.
+        if let Some(dir) = self.new.parent() {
+            tokio::fs::File::open(dir).await?.sync_all().await?;
+        }
         tracing::info!(file = %self.new.display(), "delivered to Maildir");
         Ok(())
     }
