@@ -7,7 +7,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use smtp_core::handlers::{Debugging, Mailbox, Sink};
+use smtp_core::handlers::{Debugging, JetStream, Mailbox, Sink};
 use smtp_core::{BodyMode, Envelope, Handler, Reply, Server, Session, TlsConfig};
 
 use cli::{Cli, HandlerChoice, ListenAddr};
@@ -17,6 +17,7 @@ enum CliHandler {
     Debugging(Debugging),
     Sink(Sink),
     Maildir(Mailbox),
+    JetStream(Box<JetStream>),
 }
 
 impl Handler for CliHandler {
@@ -25,6 +26,7 @@ impl Handler for CliHandler {
             CliHandler::Debugging(h) => h.handle_body(session, envelope).await,
             CliHandler::Sink(h) => h.handle_body(session, envelope).await,
             CliHandler::Maildir(h) => h.handle_body(session, envelope).await,
+            CliHandler::JetStream(h) => h.handle_body(session, envelope).await,
         }
     }
 
@@ -33,6 +35,7 @@ impl Handler for CliHandler {
             CliHandler::Debugging(h) => h.handle_data(session, envelope).await,
             CliHandler::Sink(h) => h.handle_data(session, envelope).await,
             CliHandler::Maildir(h) => h.handle_data(session, envelope).await,
+            CliHandler::JetStream(h) => h.handle_data(session, envelope).await,
         }
     }
 }
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         HandlerChoice::Maildir(dir) => CliHandler::Maildir(
             Mailbox::new(dir).map_err(|e| format!("cannot use Maildir {}: {e}", dir.display()))?,
         ),
+        HandlerChoice::JetStream => CliHandler::JetStream(Box::new(cli.nats.jetstream().await?)),
     };
     let tls = config.tls.clone();
     let mut server = cli.mechanisms(Server::new(handler, config))?;

@@ -27,6 +27,7 @@ mod governance;
 mod guessing;
 mod handlers_relay;
 mod interop_clients;
+mod jetstream;
 mod lmtp;
 mod macros;
 mod proxy_protocol;

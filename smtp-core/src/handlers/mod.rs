@@ -1,11 +1,16 @@
 //! Ready-made handlers: [`Sink`], [`Debugging`], [`Mailbox`], [`on_message`] for a closure,
 //! [`Message`] for a closure that wants the message parsed, and [`Proxy`] (feature `proxy`)
-//! to relay to another server.
+//! to relay to another server, and [`JetStream`] (feature `nats`) to hand messages to a NATS
+//! JetStream stream.
 
+#[cfg(feature = "nats")]
+pub mod jetstream;
 mod message;
 #[cfg(feature = "proxy")]
 mod proxy;
 
+#[cfg(feature = "nats")]
+pub use jetstream::{JetStream, JetStreamConfig};
 pub use message::{Message, ParsedMessage};
 #[cfg(feature = "proxy")]
 pub use proxy::Proxy;
@@ -246,6 +251,11 @@ impl BodySink for MaildirFile {
         self.file.sync_all().await?;
         tokio::fs::rename(&self.tmp, &self.new).await?;
         self.delivered = true;
+        // The rename lives in the directory: until `new/` is synced, a crash can lose the
+        // message after the client saw `250`.
+        if let Some(dir) = self.new.parent() {
+            tokio::fs::File::open(dir).await?.sync_all().await?;
+        }
         tracing::info!(file = %self.new.display(), "delivered to Maildir");
         Ok(())
     }

@@ -206,6 +206,14 @@ pub const DATA_LINE_TOO_LONG: Reply = Reply::fixed(500, "Line too long (see RFC5
 pub const TOO_MUCH_DATA: Reply = Reply::fixed(552, "Error: Too much mail data");
 /// The body sink failed.
 pub const CANNOT_STORE: Reply = Reply::fixed(451, "4.3.0 Error: cannot store the message");
+/// The queue (JetStream) did not take the message in time; the client retries later.
+pub const QUEUE_UNAVAILABLE: Reply =
+    Reply::fixed(451, "4.3.0 Error: queue unavailable, try again later");
+
+/// `250 2.0.0 OK queued as <id>`: the queue acknowledged the message.
+pub fn queued_as(id: &str) -> Reply {
+    echo(250, "2.0.0 OK queued as ", id, "")
+}
 /// RCPT while a BDAT transfer is in progress (RFC 3030 §3).
 pub const BDAT_IN_PROGRESS: Reply = Reply::fixed(503, "5.5.1 Error: BDAT transfer in progress");
 /// DATA while a BDAT transfer is in progress (RFC 3030 §3).

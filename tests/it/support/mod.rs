@@ -6,6 +6,7 @@ use std::time::Duration;
 use smtp_core::{Config, Handler, Server, ServerHandle};
 
 mod client;
+pub mod nats;
 pub mod process;
 pub mod tls;
 pub mod tools;
