@@ -216,6 +216,31 @@ async fn a_drop_in_data_fault_closes_the_connection_in_the_body() {
 }
 
 #[tokio::test]
+async fn a_drop_in_data_fault_closes_the_connection_in_a_bdat_chunk() {
+    let server = TestServer::start().await;
+    server.faults().drop_in_data(1);
+    let mut c = Client::ehloed(server.addr()).await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RCPT TO:<b@example.com>", 250).await;
+    c.send(b"BDAT 14 LAST\r\nSubject: x\r\n\r\n").await;
+    c.expect_closed().await;
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_ehlo_fault_answers_the_greeting() {
+    let server = TestServer::start().await;
+    server.faults().add(Fault::nth(
+        Command::Ehlo,
+        1,
+        Action::Reply(Reply::new(554, "5.7.1 Not today")),
+    ));
+    let mut c = Client::connect(server.addr()).await;
+    c.expect("EHLO client.example", "554 5.7.1 Not today").await;
+    c.cmd("HELO client.example", 250).await;
+}
+
+#[tokio::test]
 async fn a_delay_fault_delays_the_reply() {
     let server = TestServer::start().await;
     server

@@ -313,6 +313,16 @@ impl From<String> for Reply {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn disconnect_sends_nothing_closes_and_survives_an_enhanced_code() {
+        let drop = Reply::disconnect();
+        assert!(drop.is_disconnect() && drop.closes_connection());
+        assert!(drop.with_enhanced_code("4.0.0").is_disconnect());
+        assert!(!Reply::new(421, "bye").is_disconnect());
+        assert_eq!(format!("{drop:?}"), "Reply(disconnect)");
+    }
+
     use super::*;
 
     #[test]
