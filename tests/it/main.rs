@@ -37,4 +37,5 @@ mod smoke;
 mod streaming;
 mod tls;
 mod tls_interop;
+mod tls_resumption;
 mod unix_socket;
