@@ -41,6 +41,7 @@ mod testkit;
 mod testkit_example;
 mod tls;
 mod tls_interop;
+mod tls_resumption;
 mod unix_socket;
 mod xclient;
 mod xforward;

@@ -1,8 +1,11 @@
 //! [`StaticUsers`]: an authenticator over a fixed table, for PLAIN, LOGIN and tokens.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
 use super::authenticator::Authenticator;
 use super::data::{AuthData, AuthResult, Secret};
-use super::mechanisms;
+use super::mechanisms::{self, ScramCredentials, ScramHash};
 use crate::envelope::Envelope;
 use crate::session::Session;
 
@@ -12,11 +15,21 @@ use crate::session::Session;
 /// [`normalize_password`](mechanisms::normalize_password)), in constant time, and an unknown
 /// login costs the same comparison as a known one, so timing tells nothing about which logins
 /// exist.
+///
+/// For SCRAM the table derives every user's keys (4096 PBKDF2 rounds each) once per hash
+/// function, for all users together at the first SCRAM login with that hash, and keeps them:
+/// a login then costs a few HMACs, and a known user costs the same as an unknown one. That
+/// first login waits for the whole table (about a millisecond per user for SHA-256).
 #[derive(Clone, Default)]
 pub struct StaticUsers {
-    users: std::collections::HashMap<Vec<u8>, StaticUser>,
+    users: HashMap<Vec<u8>, StaticUser>,
     client_certificates: bool,
+    /// SCRAM keys per hash (SHA-1, SHA-256), shared by clones; emptied when a user is added.
+    scram: Arc<ScramTables>,
 }
+
+/// The SCRAM keys of every user, one table per hash, each made at its first use.
+type ScramTables = [OnceLock<HashMap<Vec<u8>, ScramCredentials>>; 2];
 
 /// A password of [`StaticUsers`] as given (CRAM-MD5 and SCRAM start from it) and as SASLprep
 /// prepares it (what PLAIN and LOGIN compare).
@@ -38,6 +51,7 @@ impl StaticUsers {
         let prepared = Secret::new(mechanisms::normalize_password(password.expose()).into_owned());
         self.users
             .insert(login.into(), StaticUser { password, prepared });
+        self.scram = Arc::default();
         self
     }
 
@@ -66,6 +80,25 @@ impl StaticUsers {
 
     pub(crate) fn entry(&self, login: &[u8]) -> Option<&StaticUser> {
         self.users.get(login)
+    }
+
+    /// The SCRAM keys of every user for `hash`, made with `derive(login, password)` at the
+    /// first call: the same work whichever login is asked for first.
+    pub(crate) fn scram_keys(
+        &self,
+        hash: ScramHash,
+        derive: impl Fn(&[u8], &Secret) -> ScramCredentials,
+    ) -> &HashMap<Vec<u8>, ScramCredentials> {
+        let slot = match hash {
+            ScramHash::Sha1 => 0,
+            ScramHash::Sha256 => 1,
+        };
+        self.scram[slot].get_or_init(|| {
+            self.users
+                .iter()
+                .map(|(login, user)| (login.clone(), derive(login, &user.password)))
+                .collect()
+        })
     }
 }
 
@@ -115,5 +148,42 @@ impl Authenticator for StaticUsers {
         } else {
             AuthResult::failure()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn scram_keys_are_derived_once_for_all_users_until_a_user_is_added() {
+        let derived = Cell::new(0);
+        let derive = |login: &[u8], _: &Secret| {
+            derived.set(derived.get() + 1);
+            ScramCredentials {
+                salt: login.to_vec(),
+                iterations: 1,
+                stored_key: Vec::new(),
+                server_key: Vec::new(),
+            }
+        };
+        let users = StaticUsers::new().user("a", "1").user("b", "2");
+        // The first lookup derives every user's keys, whichever user it asks for.
+        assert_eq!(users.scram_keys(ScramHash::Sha256, derive).len(), 2);
+        assert_eq!(derived.get(), 2);
+        let clone = users.clone();
+        assert!(
+            clone
+                .scram_keys(ScramHash::Sha256, derive)
+                .contains_key(&b"b"[..])
+        );
+        assert_eq!(derived.get(), 2, "clones share the keys");
+        clone.scram_keys(ScramHash::Sha1, derive);
+        assert_eq!(derived.get(), 4, "one table per hash");
+        let more = users.user("c", "3");
+        assert_eq!(more.scram_keys(ScramHash::Sha256, derive).len(), 3);
+        assert_eq!(derived.get(), 7, "a new user: derived again");
     }
 }

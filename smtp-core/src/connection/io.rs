@@ -4,10 +4,12 @@
 
 use std::borrow::Cow;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, ReadBuf};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::debug;
@@ -312,11 +314,22 @@ impl<S: Transport> Io<S> {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
-        let spare = self.inbuf.capacity() - self.inbuf.len();
-        if spare < self.read_size / 2 {
-            self.inbuf.reserve(self.read_size);
-        }
-        let spare = self.inbuf.capacity() - self.inbuf.len();
+        // Nothing pending: the connection may wait long for the client (what 10,000 idle
+        // connections cost), and keeps no buffer meanwhile. The read goes to a per-thread
+        // scratch buffer, and the input buffer is made as large as what arrived.
+        let idle = self.inbuf.is_empty();
+        let spare = if idle {
+            self.inbuf = Vec::new();
+            if self.outbuf.is_empty() {
+                self.outbuf = Vec::new();
+            }
+            self.read_size
+        } else {
+            if self.inbuf.capacity() - self.inbuf.len() < self.read_size / 2 {
+                self.inbuf.reserve(self.read_size);
+            }
+            self.inbuf.capacity() - self.inbuf.len()
+        };
         loop {
             let deadline = match &self.rate {
                 Some(rate) => self.deadline.min(rate.deadline()),
@@ -335,7 +348,7 @@ impl<S: Transport> Io<S> {
             }
             tokio::select! {
                 biased;
-                read = self.stream.read_buf(&mut self.inbuf) => return match read {
+                read = read_some(&mut self.stream, &mut self.inbuf, idle.then_some(spare)) => return match read {
                     Ok(0) | Err(_) => Filled::Closed,
                     Ok(n) => {
                         self.reads += 1;
@@ -359,6 +372,33 @@ impl<S: Transport> Io<S> {
             self.armed = deadline;
         }
     }
+}
+
+thread_local! {
+    /// Where reads into an empty input go (see `fill`): one per runtime thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_READ]);
+}
+
+/// One read into `buf`, or with `scratch`, of at most that many octets into `SCRATCH`, whose
+/// octets `buf` then takes: `buf` is allocated only when something arrived, and only as large
+/// as that.
+async fn read_some<S: Transport>(
+    stream: &mut Stream<S>,
+    buf: &mut Vec<u8>,
+    scratch: Option<usize>,
+) -> std::io::Result<usize> {
+    let Some(size) = scratch else {
+        return stream.read_buf(buf).await;
+    };
+    std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut read = ReadBuf::new(&mut scratch[..size]);
+            std::task::ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+            buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
+        })
+    })
+    .await
 }
 
 impl<S: Transport> AuthIo for Io<S> {

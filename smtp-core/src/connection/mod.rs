@@ -131,7 +131,18 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     }
 
     /// Serves the connection until it closes. `implicit_tls` handshakes before the greeting.
-    pub(crate) async fn run(mut self, implicit_tls: bool) {
+    ///
+    /// Not an `async fn`: one taking `self` by value keeps the argument and its moved copy
+    /// side by side in the future, two connections per task. The block keeps it once.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the connection twice"
+    )]
+    pub(crate) fn run(mut self, implicit_tls: bool) -> impl Future<Output = ()> + Send {
+        async move { self.run_here(implicit_tls).await }
+    }
+
+    async fn run_here(&mut self, implicit_tls: bool) {
         let via = self.session.peer().clone();
         if self.shared.config.proxy_protocol.is_some() {
             let span = tracing::info_span!("proxy", from = %via);

@@ -72,23 +72,22 @@ impl<T: CredentialStore> DynCredentialStore for T {
     }
 }
 
-/// The table holds passwords, so SCRAM keys are derived on demand, with a salt fixed per
-/// user (so that clients may cache their salted password).
+/// The table holds passwords, so SCRAM keys are derived from them, with a salt fixed per
+/// user (so that clients may cache their salted password), once per user and hash (see
+/// [`StaticUsers`]).
 impl CredentialStore for StaticUsers {
     async fn scram_credentials(&self, user: &[u8], hash: ScramHash) -> Option<ScramCredentials> {
-        let password = &self.entry(user)?.password;
-        let mut salt = sha2::Sha256::new();
-        salt.update(b"smtpd StaticUsers SCRAM salt\0");
-        salt.update(hash.name().as_bytes());
-        salt.update(b"\0");
-        salt.update(user);
-        let salt = &salt.finalize()[..16];
-        Some(ScramCredentials::derive(
-            hash,
-            password.expose(),
-            salt,
-            DEFAULT_ITERATIONS,
-        ))
+        self.scram_keys(hash, |login, password| {
+            let mut salt = sha2::Sha256::new();
+            salt.update(b"smtpd StaticUsers SCRAM salt\0");
+            salt.update(hash.name().as_bytes());
+            salt.update(b"\0");
+            salt.update(login);
+            let salt = &salt.finalize()[..16];
+            ScramCredentials::derive(hash, password.expose(), salt, DEFAULT_ITERATIONS)
+        })
+        .get(user)
+        .cloned()
     }
 
     async fn plaintext_secret(&self, user: &[u8]) -> Option<Secret> {
