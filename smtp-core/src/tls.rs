@@ -82,6 +82,28 @@ fn pem_error(error: pem::Error) -> String {
     }
 }
 
+/// Refuses a leaf certificate older than X.509 version 3, which rustls cannot use, with what
+/// to do: `openssl x509 -req` without an extension file makes version 1, and rustls would
+/// report it as a key that does not match ("UnsupportedCertVersion").
+fn check_version(leaf: &CertificateDer<'_>, path: &Path) -> Result<(), TlsError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let Ok((_, parsed)) = X509Certificate::from_der(leaf) else {
+        // Left to rustls, which names what is wrong.
+        return Ok(());
+    };
+    let version = parsed.version().0 + 1;
+    if version >= 3 {
+        return Ok(());
+    }
+    Err(TlsError(format!(
+        "{} is an X.509 version {version} certificate; TLS needs version 3, which carries \
+         extensions such as subjectAltName: make one with `openssl req -x509 -addext \
+         \"subjectAltName=DNS:<host>\" …`, or sign the request with `openssl x509 -req … \
+         -extfile <file with subjectAltName=DNS:<host>>`",
+        path.display()
+    )))
+}
+
 /// The certificate chain and key of a [`TlsConfig`] loaded from files: the resolver of every
 /// handshake, swapped as a whole by [`TlsConfig::reload`].
 #[derive(Debug)]
@@ -95,6 +117,7 @@ struct FileCert {
 impl FileCert {
     fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
         let chain = certs(cert)?;
+        check_version(&chain[0], cert)?;
         let key_pem = read_pem(key)?;
         let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
             pem::Error::NoItemsFound => TlsError(format!("no private key in {}", key.display())),

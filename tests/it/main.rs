@@ -15,6 +15,7 @@ mod auth_limiter;
 mod auth_secrecy;
 mod bench_tools;
 mod chunking;
+mod defects;
 mod dsn;
 mod engine_commands;
 mod engine_data;
