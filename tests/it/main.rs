@@ -36,6 +36,7 @@ mod sasl_cram;
 mod sasl_external;
 mod sasl_oauth;
 mod sasl_scram;
+mod scale_out;
 mod smoke;
 mod streaming;
 mod testkit;

@@ -32,6 +32,9 @@ use crate::proto::Ret;
 use crate::proto::{Reply, replies};
 use crate::session::Session;
 
+/// NATS's default `max_payload`, used when the server has not said.
+const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
 /// Room kept for the headers when deciding whether a body fits in a stream message.
 const HEADER_ROOM: usize = 64 * 1024;
 
@@ -108,9 +111,14 @@ impl std::fmt::Debug for JetStream {
 impl JetStream {
     /// Uses `client`, creating the stream and the bucket when they are missing.
     pub async fn new(client: async_nats::Client, config: JetStreamConfig) -> Result<Self, Error> {
-        let max_payload = client.server_info().max_payload;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         js.get_or_create_stream(config.stream_config()).await?;
+        // Read once connected: a client made with `retry_on_initial_connect` has no server
+        // info before its first connection.
+        let max_payload = match client.server_info().max_payload {
+            0 => DEFAULT_MAX_PAYLOAD,
+            max => max,
+        };
         let objects = match js.get_object_store(&config.bucket).await {
             Ok(objects) => objects,
             Err(_) => {
