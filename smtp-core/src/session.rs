@@ -266,3 +266,33 @@ impl SessionBuilder {
         self.session
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_session_reads_like_an_engine_one() {
+        let session = Session::builder(Peer::Local)
+            .server_hostname("mx.example")
+            .greeted("client.example", true)
+            .tls(TlsInfo::new("TLSv1.3", "TLS13_AES_128_GCM_SHA256"))
+            .authenticated(
+                "PLAIN",
+                Some(AuthData::Verified {
+                    login: b"ann".to_vec(),
+                }),
+            )
+            .build();
+        assert_eq!(session.server_hostname(), "mx.example");
+        assert_eq!(session.host_name(), Some("client.example"));
+        assert!(session.extended_smtp() && session.is_tls() && session.authenticated());
+        assert_eq!(session.auth_mechanism(), Some("PLAIN"));
+        assert_eq!(
+            session.login_data(),
+            Some(&b"ann"[..]),
+            "derived from auth_data"
+        );
+        assert!(session.proxy_data().is_none());
+    }
+}

@@ -374,7 +374,11 @@ fn prefer_sha256(mut provider: CryptoProvider) -> CryptoProvider {
 }
 
 /// What the TLS handshake negotiated, for hooks and mechanisms (EXTERNAL, channel binding).
+///
+/// `#[non_exhaustive]`: build one for a unit test of a handler with [`TlsInfo::new`] and set
+/// the fields you need.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// `"TLSv1.3"`, `"TLSv1.2"`.
     pub version: String,
@@ -393,6 +397,19 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
+    /// A TLS session of `version` (`"TLSv1.3"`) and `cipher_suite`, over STARTTLS, without
+    /// certificates: for tests of handlers (`Session::builder(peer).tls(info)`).
+    pub fn new(version: impl Into<String>, cipher_suite: impl Into<String>) -> TlsInfo {
+        TlsInfo {
+            version: version.into(),
+            cipher_suite: cipher_suite.into(),
+            sni: None,
+            peer_certificates: Vec::new(),
+            implicit: false,
+            server_certificate: None,
+        }
+    }
+
     pub(crate) fn from_connection(
         conn: &rustls::ServerConnection,
         implicit: bool,
