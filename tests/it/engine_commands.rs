@@ -696,12 +696,11 @@ impl Handler for Recorder {
         session: &mut Session,
         envelope: &mut Envelope,
         address: &str,
-        options: &smtp_core::MailParams,
+        _options: &smtp_core::MailParams,
     ) -> Reply {
         assert!(session.host_name().is_some());
         // The engine records the sender before the hook runs; a refusal undoes it.
         assert_eq!(envelope.mail_from.as_deref(), Some(address));
-        let _ = options;
         self.push(format!("mail {address} {:?}", envelope.mail_options));
         Reply::ok()
     }

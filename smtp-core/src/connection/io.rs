@@ -145,7 +145,7 @@ impl<S: Transport> Io<S> {
     /// credential.
     pub(super) fn push_unlogged(&mut self, reply: &Reply) {
         if !self.stop_at(reply) {
-            let reply = self.enhance(reply).into_owned();
+            let reply = self.enhance(reply);
             self.write_reply(&reply);
         }
     }

@@ -182,14 +182,10 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             () = self.serve() => {}
             // A hook that never returns must not hold shutdown past its grace period:
             // a serve loop that can still read saw the kill first and said goodbye.
-            () = kill.cancelled() => warn!(phase = self.phase_name(), "closed while a hook was still running"),
+            () = kill.cancelled() => warn!(phase = self.phase.name(), "closed while a hook was still running"),
         }
         self.io.close().await;
         info!("disconnected");
-    }
-
-    fn phase_name(&self) -> &'static str {
-        self.phase.name()
     }
 
     /// Counts the client by the address in its PROXY header (see `Budget`).

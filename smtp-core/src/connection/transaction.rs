@@ -67,7 +67,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             Err(reply) => return reply,
         };
         self.envelope.mail_from = Some(path.address.clone());
-        self.envelope.mail_options = path.params.clone();
+        self.envelope.mail_options = path.params;
         self.envelope.smtp_utf8 = params.smtputf8;
         self.envelope.body_type = params.body;
         self.envelope.dsn = params.dsn.clone();
@@ -116,7 +116,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let accepted = self.envelope.recipients.len();
         self.envelope.recipients.push(Recipient {
             address: path.address.clone(),
-            params: path.params.clone(),
+            params: path.params,
             dsn: params.dsn.clone(),
         });
         let span = self.transaction.clone();
