@@ -281,9 +281,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
     fn reset_envelope(&mut self) {
         self.envelope = Envelope::default();
         self.transaction = tracing::Span::none();
-        if !matches!(self.phase, Phase::Greeting | Phase::Auth) {
-            self.phase
-                .end_transaction(self.session.host_name().is_some());
-        }
+        self.phase
+            .end_transaction(self.session.host_name().is_some());
     }
 }

@@ -36,8 +36,12 @@ impl Phase {
 
     /// The transaction ends (RSET, a delivered or refused message, a new HELO): back to
     /// `Ready`, or to `Connected` when the client never said HELO. Drops a BDAT body in
-    /// progress, and with it what a sink wrote.
+    /// progress, and with it what a sink wrote. Before the greeting and inside an AUTH
+    /// exchange there is no transaction to end, so the phase stays.
     pub(super) fn end_transaction(&mut self, hello_done: bool) {
+        if matches!(self, Phase::Greeting | Phase::Auth) {
+            return;
+        }
         *self = if hello_done {
             Phase::Ready
         } else {
