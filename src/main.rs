@@ -106,8 +106,6 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let mut config = cli.config()?;
-    config.auth_limiter = cli.auth_limiter().await?;
     let handler = match &cli.handler {
         HandlerChoice::Debugging => CliHandler::Debugging(Debugging::stdout()),
         HandlerChoice::Sink => CliHandler::Sink(Sink),
@@ -115,9 +113,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             Mailbox::new(dir).map_err(|e| format!("cannot use Maildir {}: {e}", dir.display()))?,
         ),
         HandlerChoice::JetStream => CliHandler::JetStream(Box::new(cli.nats.jetstream().await?)),
+        HandlerChoice::Capture => return serve(&cli, cli.catcher.capture().await?).await,
     };
+    serve(&cli, handler).await
+}
+
+/// Listens where the flags say, with `handler`, until a signal stops the server.
+async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
+    let mut config = cli.config()?;
+    config.auth_limiter = cli.auth_limiter().await?;
     let tls = config.tls.clone();
-    let mut server = cli.mechanisms(Server::new(handler, config))?;
+    let server = cli.mechanisms(Server::new(handler, config))?;
+    let mut server = cli.dovecot.register(server).await?;
     for addr in &cli.listen {
         let listened = match addr {
             ListenAddr::Tcp(tcp) => server.listen(tcp).await,
