@@ -1,8 +1,6 @@
 //! The end-to-end tests, one module per subject, in one binary (a test binary per file would
 //! link tokio and rustls 35 times). Shared fixtures are in `support`.
 
-mod support;
-
 mod adversarial_clients;
 mod adversarial_framing;
 mod adversarial_logs;
@@ -14,8 +12,10 @@ mod auth_exchange;
 mod auth_limiter;
 mod auth_secrecy;
 mod bench_tools;
+mod catcher;
 mod chunking;
 mod defects;
+mod dovecot;
 mod dsn;
 mod engine_commands;
 mod engine_data;
@@ -31,6 +31,8 @@ mod interop_clients;
 mod jetstream;
 mod lmtp;
 mod macros;
+mod metrics;
+mod operate;
 mod proxy_protocol;
 mod sasl_cram;
 mod sasl_external;
@@ -39,6 +41,7 @@ mod sasl_scram;
 mod scale_out;
 mod smoke;
 mod streaming;
+mod support;
 mod testkit;
 mod testkit_example;
 mod tls;
