@@ -2,7 +2,9 @@
 //! every message it receives. The flags are in `cli`; this file starts the runtime and the
 //! server, and waits for a signal.
 
+mod catcher;
 mod cli;
+mod operate;
 
 use std::process::ExitCode;
 
