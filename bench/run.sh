@@ -7,7 +7,8 @@
 #   bench/run.sh --no-install                  # use only what is already installed
 #
 # As root it installs what is missing (postfix for smtp-sink, not configured and not started;
-# Go and Debian's go-smtp/go-sasl; node and npm; aiosmtpd), then builds smtpd, bench/loadgen and
+# Go and Debian's go-smtp/go-sasl; node and npm; aiosmtpd; nats-server for the peer
+# `smtpd-jetstream`, smtpd handing each message to JetStream before `250`), then builds smtpd, bench/loadgen and
 # the go-smtp peer, and installs the node peer under $BENCH_WORK. Each server runs pinned to
 # CPU 0 and the generator to CPU 1, with a fresh server per workload, peer and rep. Everything
 # stays on 127.0.0.1; every run is bounded in count and time; servers are stopped by process
@@ -23,7 +24,7 @@ TLS_PORT=${TLS_PORT:-2465}
 PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle
-ALL_PEERS=smtpd,smtp-sink,go-smtp,smtp-server,aiosmtpd
+ALL_PEERS=smtpd,smtpd-jetstream,smtp-sink,go-smtp,smtp-server,aiosmtpd
 INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,6 +57,7 @@ if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
     command -v node >/dev/null || apt+=(nodejs)
     command -v npm >/dev/null || apt+=(npm)
   fi
+  if has "$PEERS" smtpd-jetstream && ! command -v nats-server >/dev/null; then apt+=(nats-server); fi
   command -v openssl >/dev/null || apt+=(openssl)
   if [ ${#apt[@]} -gt 0 ]; then
     apt-get update -q
@@ -70,6 +72,7 @@ fi
 
 # 2. The peers that can run here.
 avail=(smtpd)
+command -v nats-server >/dev/null && avail+=(smtpd-jetstream)
 command -v smtp-sink >/dev/null && avail+=(smtp-sink)
 [ -d /usr/share/gocode/src/github.com/emersion/go-smtp ] && command -v go >/dev/null && avail+=(go-smtp)
 command -v node >/dev/null && command -v npm >/dev/null && avail+=(smtp-server)
@@ -120,6 +123,7 @@ server_cmd() {  # peer, kind -> the command, or nothing if the peer has no such 
   case "$1/$2" in
     smtpd/plain) echo "$SMTPD --no-auth-require-tls" ;;
     smtpd/scram) echo "$SMTPD --no-auth-require-tls --auth-mechanism SCRAM-SHA-256" ;;
+    smtpd-jetstream/plain) echo "${SMTPD/--handler sink/--handler jetstream} --no-auth-require-tls --nats-url nats://127.0.0.1:$NATS_PORT --nats-stream BENCH --nats-subject bench.in" ;;
     smtpd/tls) echo "$SMTPD --tls-cert $TLS/cert.pem --tls-key $TLS/key.pem --implicit-tls-listen 127.0.0.1:$TLS_PORT" ;;
     smtp-sink/plain) echo "smtp-sink -u nobody -m 4096 127.0.0.1:$PORT 1024" ;;
     go-smtp/plain) echo "$WORK/gosink -addr 127.0.0.1:$PORT" ;;
@@ -133,7 +137,8 @@ kind_of() {
     starttls-auth|starttls-resume|implicit-tls-auth) echo tls ;;
     scram) echo scram ;;
     idle) [ "$2" = smtpd ] && echo plain ;;   # memory of idle connections: smtpd only
-    *) echo plain ;;
+    keepalive|keepalive-pipe|conn-per-msg|big) echo plain ;;
+    *) [ "$2" = smtpd-jetstream ] && return 1; echo plain ;;   # the hand-off: message workloads only
   esac
 }
 
@@ -187,7 +192,17 @@ stop_server() {
   SPID=""
   for _ in $(seq 1 50); do listening || break; sleep 0.1; done
 }
-trap 'stop_server' EXIT INT TERM
+trap 'stop_server; [ -z "$NPID" ] || kill -TERM -- "-$NPID" 2>/dev/null || true' EXIT INT TERM
+
+# The JetStream peer: smtpd handing every message to a nats-server (pinned beside the
+# generator; its CPU is not in the server's figure), fresh store for each run of the script.
+NATS_PORT=${NATS_PORT:-4333}
+NPID=""
+if has "$RUN_PEERS" smtpd-jetstream; then
+  rm -rf "$WORK/nats" && mkdir -p "$WORK/nats"
+  setsid ${PIN_G:-} nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$WORK/nats/log" 2>&1 &
+  NPID=$!
+fi
 
 RES=$OUT/results.jsonl
 FAILED=0

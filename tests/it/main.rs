@@ -23,6 +23,7 @@ mod engine_lifecycle;
 mod engine_limits;
 mod enhanced_codes;
 mod example_custom_mechanism;
+mod example_jetstream_consumer;
 mod example_relay;
 mod governance;
 mod guessing;

@@ -44,11 +44,29 @@ impl Script {
     }
 }
 
+/// Where the 16 hex digits of the Message-ID start in every message (and in `body_end` and
+/// `body_end_next`, which begin with it).
+const ID_AT: usize = 90;
+
+/// A copy of `message` with the next Message-ID of this process: every message differs, as
+/// real mail does, so a server that stores identical transactions once (smtpd's JetStream
+/// hand-off de-duplicates by content) still stores each one.
+pub fn stamped(message: &[u8]) -> Vec<u8> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut copy = message.to_vec();
+    if copy.len() >= ID_AT + 16 {
+        let id = format!("{:016x}", NEXT.fetch_add(1, Ordering::Relaxed));
+        copy[ID_AT..ID_AT + 16].copy_from_slice(id.as_bytes());
+    }
+    copy
+}
+
 /// A message of exactly `size` bytes (headers included, unless they alone are longer), in lines
 /// of at most 78 characters, none starting with a dot.
 pub fn message(size: usize) -> Vec<u8> {
     const HEAD: &[u8] = b"From: <bench@example.com>\r\nTo: <sink@example.com>\r\n\
-Subject: loadgen\r\nMessage-ID: <loadgen@example.com>\r\n\r\n";
+Subject: loadgen\r\nMessage-ID: <loadgen.0000000000000000@example.com>\r\n\r\n";
     let mut m = Vec::with_capacity(size.max(HEAD.len()));
     m.extend_from_slice(HEAD);
     while size.saturating_sub(m.len()) > 80 {
@@ -75,5 +93,18 @@ mod tests {
             assert!(m.ends_with(b"\r\n"));
             assert!(!m.windows(3).any(|w| w == b"\n.\r" || w == b"\r\n."));
         }
+    }
+
+    #[test]
+    fn every_stamped_message_has_its_own_message_id() {
+        let m = message(1024);
+        assert_eq!(&m[ID_AT - 8..ID_AT], b"loadgen.");
+        let (a, b) = (stamped(&m), stamped(&m));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), m.len());
+        assert!(
+            a.windows(17).any(|w| w == b"0000000000000000@")
+                || b.windows(17).any(|w| w == b"0000000000000001@")
+        );
     }
 }

@@ -12,7 +12,7 @@ use tokio_rustls::TlsConnector;
 use crate::cli::Workload;
 use crate::conn::{Conn, Fail};
 use crate::scram::{self, Scram};
-use crate::script::Script;
+use crate::script::{Script, stamped};
 use crate::slots::Slots;
 
 /// Everything a connection task needs, fixed for the whole process.
@@ -111,11 +111,11 @@ async fn keepalive(plan: &Plan, slots: &Slots, t: &mut Tally) {
                     conn.expect("RCPT", 2).await?;
                     conn.expect("DATA", 3).await?;
                     let next = slots.take_now();
-                    conn.send(if next.is_some() {
+                    conn.send(&stamped(if next.is_some() {
                         &s.body_end_next
                     } else {
                         &s.body_end
-                    })
+                    }))
                     .await?;
                     conn.expect("end of data", 2).await?;
                     Ok::<_, Fail>(next)
@@ -213,7 +213,7 @@ async fn message<S: AsyncRead + AsyncWrite + Unpin>(
         conn.send(s.data).await?;
     }
     conn.expect("DATA", 3).await?;
-    conn.send(&s.body_end).await?;
+    conn.send(&stamped(&s.body_end)).await?;
     conn.expect("end of data", 2).await
 }
 
