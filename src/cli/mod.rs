@@ -127,6 +127,10 @@ pub struct Cli {
     /// Refuse every command but EHLO, NOOP, STARTTLS and QUIT before TLS.
     #[arg(long, requires = "tls_cert")]
     require_starttls: bool,
+    /// Make every TLS handshake a full one (no session tickets, no session cache). Resumption
+    /// is on by default: a returning client skips the certificate signature.
+    #[arg(long, requires = "tls_cert")]
+    tls_no_resumption: bool,
     /// Require a PROXY protocol header (v1 or v2) before the greeting on every connection.
     #[arg(long)]
     proxy_protocol: bool,
@@ -362,6 +366,9 @@ impl Cli {
             let mut builder = TlsConfig::builder(cert, key);
             if let Some(ca) = &self.tls_client_ca {
                 builder = builder.client_ca(ca);
+            }
+            if self.tls_no_resumption {
+                builder = builder.resumption(smtp_core::tls::Resumption::Off);
             }
             config.tls = Some(builder.build().map_err(|e| e.to_string())?);
         }
