@@ -182,6 +182,12 @@ impl Faults {
         self.lock().faults.clear();
     }
 
+    /// How many attempts of `command` the server has seen so far, over all connections: a
+    /// fault for the next attempt is `Fault::nth(command, faults.count(command) + 1, …)`.
+    pub fn count(&self, command: Command) -> usize {
+        self.lock().counts[command as usize]
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -89,6 +89,13 @@
 //! your client trusts. [`TestServerBuilder::users`] accepts AUTH PLAIN and LOGIN for the
 //! given logins; without TLS it also allows AUTH in the clear (the server is on loopback).
 //!
+//! ## A recorder of your own
+//! [`Recorder`] is the handler a `TestServer` runs, usable on its own: serve it where you want
+//! ([`Recorder::server`]), keep its messages in a [`MessageStore`] bounded by count and size
+//! (oldest dropped first), [`subscribe`](MessageStore::subscribe) to new messages, and change
+//! its [`Faults`] while it runs. `smtpd --handler capture` (a mail catcher with an HTTP API) is
+//! built this way.
+//!
 //! ## Handlers without sockets
 //! To call a handler's hooks directly, build the [`Session`](crate::Session) with
 //! [`Session::builder`](crate::Session::builder) (peer, TLS, authenticated identity) and an
@@ -96,12 +103,16 @@
 
 mod cert;
 mod faults;
+mod message;
 mod quickack;
 mod recorder;
 mod server;
+mod store;
 mod transcript;
 
 pub use faults::{Action, Attempt, Command, Fault, Faults};
-pub use recorder::{Accept, Message};
-pub use server::{TestServer, TestServerBuilder, WaitError};
+pub use message::Message;
+pub use recorder::{Accept, Recorder};
+pub use server::{TestServer, TestServerBuilder};
+pub use store::{MessageStore, WaitError};
 pub use transcript::{Line, Transcript};
