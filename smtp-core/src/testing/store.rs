@@ -265,4 +265,20 @@ mod tests {
         let late = store.wait_for(3, Duration::from_millis(1)).await;
         assert_eq!(late.map_err(|e| e.arrived).err(), Some(2));
     }
+
+    /// A subscriber that never reads must not hold up the recorder (the SMTP side): it
+    /// misses the oldest events instead.
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_read_lags_instead_of_blocking() {
+        let store = MessageStore::new();
+        let mut idle = store.subscribe();
+        for _ in 0..SUBSCRIBER_BACKLOG + 10 {
+            store.record(message(1));
+        }
+        assert!(matches!(
+            idle.recv().await,
+            Err(broadcast::error::RecvError::Lagged(10))
+        ));
+        assert_eq!(idle.recv().await.map(|m| m.id).ok(), Some(11));
+    }
 }
