@@ -358,12 +358,28 @@ async fn a_fault_posted_over_the_api_makes_smtplib_see_451_until_it_is_deleted()
 }
 
 #[tokio::test]
-async fn the_api_address_is_required_with_capture() {
-    let output = run_smtpd(&["--listen", "127.0.0.1:0", "--handler", "capture"]).await;
-    assert_eq!(output.status.code(), Some(2), "{}", tools::shown(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("--handler capture needs --api-listen"),
-        "{stderr}"
-    );
+async fn the_api_address_goes_with_capture_and_only_with_it() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--handler", "capture"],
+            "--handler capture needs --api-listen ADDR",
+        ),
+        (
+            &["--api-listen", "127.0.0.1:0"],
+            "--api-listen is only for --handler capture",
+        ),
+        (
+            &["--api-listen", "127.0.0.1:0", "--handler", "sink"],
+            "--api-listen is only for --handler capture",
+        ),
+    ];
+    for (args, error) in cases {
+        let output = run_smtpd(args).await;
+        assert_eq!(output.status.code(), Some(2), "{}", tools::shown(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!("smtpd: {error}")),
+            "{args:?}: {stderr}"
+        );
+    }
 }
