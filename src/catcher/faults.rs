@@ -74,8 +74,15 @@ fn reply(line: &str) -> Result<Reply, String> {
     Ok(Reply::parse(line.to_owned()))
 }
 
+/// A fault read from JSON, checked, to be added with the others.
+struct Checked {
+    command: Command,
+    nth: Option<NonZeroUsize>,
+    action: Action,
+}
+
 impl FaultSpec {
-    fn fault(self, faults: &Faults) -> Result<Fault, String> {
+    fn check(self) -> Result<Checked, String> {
         let command = match self.command {
             CommandName::Ehlo => Command::Ehlo,
             CommandName::Mail => Command::Mail,
@@ -98,9 +105,10 @@ impl FaultSpec {
                 );
             }
         };
-        Ok(match self.nth {
-            Some(nth) => Fault::nth(command, faults.count(command) + nth.get(), action),
-            None => Fault::every(command, action),
+        Ok(Checked {
+            command,
+            nth: self.nth,
+            action,
         })
     }
 }
@@ -109,16 +117,21 @@ impl FaultSpec {
 pub fn add(faults: &Faults, body: &[u8]) -> Result<usize, String> {
     let specs = parse(body)?;
     let count = specs.len();
-    let made = specs
+    let checked = specs
         .into_iter()
         .enumerate()
-        .map(|(i, spec)| {
-            spec.fault(faults)
-                .map_err(|e| format!("fault {}: {e}", i + 1))
-        })
+        .map(|(i, spec)| spec.check().map_err(|e| format!("fault {}: {e}", i + 1)))
         .collect::<Result<Vec<_>, _>>()?;
-    for fault in made {
-        faults.add(fault);
+    for Checked {
+        command,
+        nth,
+        action,
+    } in checked
+    {
+        match nth {
+            Some(nth) => faults.add_from_now(command, nth.get(), action),
+            None => faults.add(Fault::every(command, action)),
+        };
     }
     Ok(count)
 }

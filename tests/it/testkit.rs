@@ -176,6 +176,21 @@ async fn reply_faults_answer_the_nth_command_and_can_change_while_running() {
 }
 
 #[tokio::test]
+async fn a_fault_from_now_counts_from_when_it_is_set() {
+    let server = TestServer::start().await;
+    let mut c = Client::ehloed(server.addr()).await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RSET", 250).await;
+    let later = Action::Reply(Reply::new(451, "4.3.0 Later"));
+    server.faults().add_from_now(Command::Mail, 2, later);
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RSET", 250).await;
+    c.expect("MAIL FROM:<a@example.com>", "451 4.3.0 Later")
+        .await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+}
+
+#[tokio::test]
 async fn a_421_fault_closes_the_connection_after_its_reply() {
     let server = TestServer::start().await;
     server

@@ -182,10 +182,13 @@ impl Faults {
         self.lock().faults.clear();
     }
 
-    /// How many attempts of `command` the server has seen so far, over all connections: a
-    /// fault for the next attempt is `Fault::nth(command, faults.count(command) + 1, …)`.
-    pub fn count(&self, command: Command) -> usize {
-        self.lock().counts[command as usize]
+    /// Adds a fault for the `nth` attempt of `command` from now on (1 is the next one,
+    /// whatever came before), as a client of a running server means "the next MAIL".
+    pub fn add_from_now(&self, command: Command, nth: usize, action: Action) -> &Faults {
+        let mut state = self.lock();
+        let at = state.counts[command as usize] + nth;
+        state.faults.push(Fault::nth(command, at, action));
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -55,10 +55,11 @@
 //!
 //! ## Faults
 //! [`TestServer::faults`] makes the server fail on purpose, set before the start or while it
-//! runs: answer the Nth MAIL, RCPT or message (counted over all connections, from 1), or every
-//! one that matches a predicate, with a reply of your choice (`451 4.3.0`, `552`; a `421`
-//! closes the connection after it); delay replies; close the connection without a reply at a
-//! command or in the middle of a message body.
+//! runs: answer the Nth MAIL, RCPT or message (counted over all connections, from 1, or from
+//! the moment the fault is set with [`Faults::add_from_now`]), or every one that matches a
+//! predicate, with a reply of your choice (`451 4.3.0`, `552`; a `421` closes the connection
+//! after it); delay replies; close the connection without a reply at a command or in the
+//! middle of a message body.
 //!
 //! ```
 //! use std::time::Duration;
@@ -77,6 +78,7 @@
 //!     .await;
 //! server.faults().on_mail(1, Reply::new(451, "4.3.0 Try again later"));
 //! server.faults().drop_in_data(2);
+//! server.faults().add_from_now(Command::Mail, 1, Action::Delay(Duration::from_millis(5)));
 //! server.faults().delay(smtp_core::testing::Command::Ehlo, Duration::from_millis(10));
 //! server.faults().clear();
 //! # }
