@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support::tls::Pki;
 use crate::support::*;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::extension::ClientId;
@@ -84,9 +85,10 @@ impl Catcher {
     }
 }
 
-/// argv: port, options (`plain`, `rich`, `login`, or `pad:N` for N bytes of body), subjects.
+/// argv: port, options (`plain`, `rich`, `login`, `starttls:CA_FILE` (then login), or
+/// `pad:N` for N bytes of body), subjects.
 const SMTPLIB: &str = r#"
-import smtplib, sys
+import smtplib, ssl, sys
 from email.message import EmailMessage
 port, options, subjects = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 for subject in subjects:
@@ -103,7 +105,9 @@ for subject in subjects:
         m.set_content("hello")
     try:
         with smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", timeout=10) as s:
-            if options == "login":
+            if options.startswith("starttls:"):
+                s.starttls(context=ssl.create_default_context(cafile=options[9:]))
+            if options == "login" or options.startswith("starttls:"):
                 s.login("ann", "s3cret-pass")
             s.send_message(m, rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
         print("sent")
@@ -267,6 +271,28 @@ async fn the_event_stream_announces_a_message_sent_after_subscribing() {
     assert_eq!(summary["subject"], "Wake up");
     assert_eq!(summary["id"], 1);
     assert_eq!(summary["recipients"][0], "ann@example.com");
+}
+
+#[tokio::test]
+async fn the_session_facts_show_starttls_and_the_login() {
+    if !tools_ready() {
+        return;
+    }
+    let pki = Pki::new();
+    let (cert, key) = (pki.server.cert.to_str(), pki.server.key.to_str());
+    let tls = ["--tls-cert", cert.unwrap(), "--tls-key", key.unwrap()];
+    let catcher = Catcher::start(&tls);
+    let options = format!("starttls:{}", pki.ca.display());
+    assert_eq!(catcher.smtplib(&options, &["Secure"]).await, ["sent"]);
+    let session = &catcher.get_json("/api/messages/1").await["session"];
+    assert_eq!(session["tls"]["version"], "TLSv1.3", "{session}");
+    assert_eq!(session["tls"]["implicit"], false, "{session}");
+    assert!(
+        session["tls"]["cipher_suite"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(session["auth"]["login"], "ann", "{session}");
 }
 
 #[tokio::test]
