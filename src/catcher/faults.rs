@@ -29,7 +29,7 @@ enum CommandName {
 
 #[derive(Deserialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "snake_case")]
-enum Drop {
+enum DropAt {
     AtCommand,
     InData,
 }
@@ -40,7 +40,7 @@ struct FaultSpec {
     command: CommandName,
     nth: Option<NonZeroUsize>,
     reply: Option<String>,
-    drop: Option<Drop>,
+    drop: Option<DropAt>,
     delay_ms: Option<u64>,
 }
 
@@ -91,11 +91,11 @@ impl FaultSpec {
         };
         let action = match (self.reply, self.drop, self.delay_ms) {
             (Some(line), None, None) => Action::Reply(reply(&line)?),
-            (None, Some(Drop::AtCommand), None) => Action::Reply(Reply::disconnect()),
-            (None, Some(Drop::InData), None) if matches!(command, Command::Data) => {
+            (None, Some(DropAt::AtCommand), None) => Action::Reply(Reply::disconnect()),
+            (None, Some(DropAt::InData), None) if matches!(command, Command::Data) => {
                 Action::DropInData
             }
-            (None, Some(Drop::InData), None) => {
+            (None, Some(DropAt::InData), None) => {
                 return Err("\"drop\": \"in_data\" needs \"command\": \"data\"".to_owned());
             }
             (None, None, Some(ms)) => Action::Delay(Duration::from_millis(ms)),
