@@ -8,9 +8,12 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use smtp_core::testing::{Action, Command, Fault, Line, TestServer};
-use smtp_core::{Envelope, Handler, RcptParams, Reply, Ret, Session};
+use smtp_core::{
+    AuthAbort, AuthArgs, AuthData, AuthResult, AuthServer, Config, Envelope, Handler, RcptParams,
+    Reply, Ret, Session, SmtpHandler,
+};
 
-use crate::support::Client;
+use crate::support::{Client, b64};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -170,6 +173,21 @@ async fn reply_faults_answer_the_nth_command_and_can_change_while_running() {
     let messages = server.wait_for(1, WAIT).await.expect("one message");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].subject().as_deref(), Some("two"));
+}
+
+#[tokio::test]
+async fn a_fault_from_now_counts_from_when_it_is_set() {
+    let server = TestServer::start().await;
+    let mut c = Client::ehloed(server.addr()).await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RSET", 250).await;
+    let later = Action::Reply(Reply::new(451, "4.3.0 Later"));
+    server.faults().add_from_now(Command::Mail, 2, later);
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
+    c.cmd("RSET", 250).await;
+    c.expect("MAIL FROM:<a@example.com>", "451 4.3.0 Later")
+        .await;
+    c.cmd("MAIL FROM:<a@example.com>", 250).await;
 }
 
 #[tokio::test]
@@ -378,4 +396,60 @@ async fn tls_from_a_generated_certificate_starttls_and_implicit() {
             .iter()
             .all(|m| m.auth_login.as_deref() == Some("ann"))
     );
+}
+
+/// A handler with an AUTH mechanism of its own: X-TOKEN asks for a token and logs in "ann".
+#[derive(SmtpHandler)]
+struct TokenAuth;
+
+#[smtp_core::hooks]
+impl TokenAuth {
+    #[smtp_core::auth_mechanism("X-TOKEN")]
+    async fn token(
+        &self,
+        server: &mut AuthServer<'_>,
+        _: AuthArgs,
+    ) -> Result<AuthResult, AuthAbort> {
+        let token = server.challenge_auth(b"token please", true).await?;
+        Ok(match token == b"open-sesame" {
+            true => AuthResult::success_with(AuthData::custom_for("ann", ())),
+            false => AuthResult::failure(),
+        })
+    }
+}
+
+/// The kit runs the user's handler behind its recorder, whose type cannot list the handler's
+/// mechanisms: they must still be offered and run, and the login recorded.
+#[tokio::test]
+async fn the_handlers_own_auth_mechanism_works_through_the_test_server() {
+    let mut config = Config::default();
+    config.auth_require_tls = false;
+    let server = TestServer::builder()
+        .config(config)
+        .handler(TokenAuth)
+        .start()
+        .await;
+    let mut c = Client::connect(server.addr()).await;
+    let ehlo = c.cmd("EHLO client.example", 250).await;
+    assert!(
+        ehlo.iter()
+            .any(|l| l.starts_with("250-AUTH") && l.contains("X-TOKEN")),
+        "{ehlo:?}"
+    );
+    let challenge = c.cmd("AUTH X-TOKEN", 334).await;
+    assert_eq!(challenge, [format!("334 {}", b64("token please"))]);
+    c.cmd(&b64("wrong"), 535).await;
+    c.cmd("AUTH X-TOKEN", 334).await;
+    c.cmd(&b64("open-sesame"), 235).await;
+    c.send_message(
+        "app@example.com",
+        &["ann@example.com"],
+        "Subject: t\r\n\r\nhi\r\n",
+    )
+    .await;
+    let messages = server.wait_for(1, WAIT).await.expect("one message");
+    assert_eq!(messages[0].auth_mechanism.as_deref(), Some("X-TOKEN"));
+    assert_eq!(messages[0].auth_login.as_deref(), Some("ann"));
+    let transcript = server.transcripts()[0].to_string();
+    assert!(!transcript.contains(&b64("open-sesame")), "{transcript}");
 }

@@ -182,6 +182,15 @@ impl Faults {
         self.lock().faults.clear();
     }
 
+    /// Adds a fault for the `nth` attempt of `command` from now on (1 is the next one,
+    /// whatever came before), as a client of a running server means "the next MAIL".
+    pub fn add_from_now(&self, command: Command, nth: usize, action: Action) -> &Faults {
+        let mut state = self.lock();
+        let at = state.counts[command as usize] + nth;
+        state.faults.push(Fault::nth(command, at, action));
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

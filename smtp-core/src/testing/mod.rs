@@ -55,10 +55,11 @@
 //!
 //! ## Faults
 //! [`TestServer::faults`] makes the server fail on purpose, set before the start or while it
-//! runs: answer the Nth MAIL, RCPT or message (counted over all connections, from 1), or every
-//! one that matches a predicate, with a reply of your choice (`451 4.3.0`, `552`; a `421`
-//! closes the connection after it); delay replies; close the connection without a reply at a
-//! command or in the middle of a message body.
+//! runs: answer the Nth MAIL, RCPT or message (counted over all connections, from 1, or from
+//! the moment the fault is set with [`Faults::add_from_now`]), or every one that matches a
+//! predicate, with a reply of your choice (`451 4.3.0`, `552`; a `421` closes the connection
+//! after it); delay replies; close the connection without a reply at a command or in the
+//! middle of a message body.
 //!
 //! ```
 //! use std::time::Duration;
@@ -77,6 +78,7 @@
 //!     .await;
 //! server.faults().on_mail(1, Reply::new(451, "4.3.0 Try again later"));
 //! server.faults().drop_in_data(2);
+//! server.faults().add_from_now(Command::Mail, 1, Action::Delay(Duration::from_millis(5)));
 //! server.faults().delay(smtp_core::testing::Command::Ehlo, Duration::from_millis(10));
 //! server.faults().clear();
 //! # }
@@ -89,6 +91,13 @@
 //! your client trusts. [`TestServerBuilder::users`] accepts AUTH PLAIN and LOGIN for the
 //! given logins; without TLS it also allows AUTH in the clear (the server is on loopback).
 //!
+//! ## A recorder of your own
+//! [`Recorder`] is the handler a `TestServer` runs, usable on its own: serve it where you want
+//! ([`Recorder::server`]), keep its messages in a [`MessageStore`] bounded by count and size
+//! (oldest dropped first), [`subscribe`](MessageStore::subscribe) to new messages, and change
+//! its [`Faults`] while it runs. `smtpd --handler capture` (a mail catcher with an HTTP API) is
+//! built this way.
+//!
 //! ## Handlers without sockets
 //! To call a handler's hooks directly, build the [`Session`](crate::Session) with
 //! [`Session::builder`](crate::Session::builder) (peer, TLS, authenticated identity) and an
@@ -96,12 +105,16 @@
 
 mod cert;
 mod faults;
+mod message;
 mod quickack;
 mod recorder;
 mod server;
+mod store;
 mod transcript;
 
 pub use faults::{Action, Attempt, Command, Fault, Faults};
-pub use recorder::{Accept, Message};
-pub use server::{TestServer, TestServerBuilder, WaitError};
+pub use message::Message;
+pub use recorder::{Accept, Recorder};
+pub use server::{TestServer, TestServerBuilder};
+pub use store::{MessageStore, WaitError};
 pub use transcript::{Line, Transcript};

@@ -1,22 +1,23 @@
 //! The handler a [`TestServer`](super::TestServer) runs: the user's handler, wrapped so that
 //! faults come first and every accepted message is recorded.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
-
 use super::faults::{Command, Decision, Faults};
+use super::message::Message;
+use super::store::MessageStore;
 use crate::auth::AuthAbort;
 use crate::auth::{AuthArgs, AuthMechanism, AuthResult, AuthServer, Mechanism};
 use crate::body::{BodyMode, BodySink};
-use crate::envelope::{Envelope, Recipient};
+use crate::config::Config;
+use crate::envelope::Envelope;
 use crate::handler::{Handler, HookError};
+use crate::proto::Reply;
 use crate::proto::params::{MailParams, RcptParams};
 use crate::proto::proxy::ProxyData;
-use crate::proto::{MailDsn, Reply};
-use crate::session::{Peer, Session};
-use crate::tls::TlsInfo;
+use crate::server::Server;
+use crate::session::Session;
 
 /// Accepts every message and keeps its body in `Envelope::content`: the default handler of a
 /// [`TestServer`](super::TestServer).
@@ -25,103 +26,81 @@ pub struct Accept;
 
 impl Handler for Accept {}
 
-/// An accepted message, as a [`TestServer`](super::TestServer) recorded it.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Message {
-    /// The reverse-path of MAIL FROM; `"<>"` for the null sender.
-    pub mail_from: String,
-    /// The MAIL parameters, upper-cased (`"SIZE=1024"`).
-    pub mail_options: Vec<String>,
-    /// MAIL's DSN parameters (`RET`, `ENVID`).
-    pub dsn: MailDsn,
-    /// The accepted recipients with their parameters and DSN requests.
-    pub recipients: Vec<Recipient>,
-    /// The message as received (RFC 5322, dot-unstuffed). Empty when the handler streamed or
-    /// discarded the body (`Handler::handle_body`).
-    pub raw: Vec<u8>,
-    /// Where the client connected from.
-    pub peer: Peer,
-    /// The HELO/EHLO name.
-    pub helo: Option<String>,
-    /// What TLS the session negotiated, if any.
-    pub tls: Option<TlsInfo>,
-    /// The AUTH mechanism, when the client authenticated.
-    pub auth_mechanism: Option<String>,
-    /// The authenticated login, when the mechanism names one.
-    pub auth_login: Option<String>,
-    /// When the message was accepted.
-    pub received: SystemTime,
+/// A handler behind the kit's faults and recorder: faults come first, then `H` answers, and
+/// every message `H` accepts goes to the [`MessageStore`]. [`TestServer`](super::TestServer)
+/// runs one; a program of its own (a mail catcher) serves one with
+/// [`Recorder::server`].
+///
+/// ```
+/// use smtp_core::Config;
+/// use smtp_core::testing::{Accept, Faults, MessageStore, Recorder};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let store = MessageStore::bounded(1000, 64 << 20);
+/// let faults = Faults::default();
+/// let recorder = Recorder::new(Accept).with_store(store.clone()).with_faults(faults.clone());
+/// let server = recorder.server(Config::default()).listen("127.0.0.1:0").await?.start();
+/// // … `store.subscribe()` sees every accepted message; `faults` can change at any time.
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Recorder<H = Accept> {
+    inner: Arc<H>,
+    faults: Faults,
+    store: MessageStore,
 }
 
-impl Message {
-    /// The recipients' addresses.
-    pub fn rcpt_tos(&self) -> Vec<&str> {
-        self.recipients.iter().map(|r| r.address.as_str()).collect()
-    }
-
-    /// The message parsed with mail-parser (`None` when it is not parsable, or empty).
-    pub fn parsed(&self) -> Option<mail_parser::Message<'_>> {
-        mail_parser::MessageParser::default().parse(&self.raw)
-    }
-
-    /// The `Subject:` header, decoded.
-    pub fn subject(&self) -> Option<String> {
-        self.parsed()?.subject().map(str::to_owned)
-    }
-
-    /// The first text part (or the HTML part as text), decoded.
-    pub fn text(&self) -> Option<String> {
-        self.parsed()?.body_text(0).map(|t| t.into_owned())
-    }
-}
-
-/// The messages recorded so far, and a signal for every new one.
-pub(super) struct Store {
-    messages: Mutex<Vec<Message>>,
-    count: watch::Sender<usize>,
-}
-
-impl Default for Store {
-    fn default() -> Store {
-        Store {
-            messages: Mutex::new(Vec::new()),
-            count: watch::Sender::new(0),
+impl<H: Handler> Recorder<H> {
+    /// Records what `handler` accepts in a new unbounded store, without faults.
+    pub fn new(handler: H) -> Recorder<H> {
+        Recorder {
+            inner: Arc::new(handler),
+            faults: Faults::default(),
+            store: MessageStore::new(),
         }
     }
-}
 
-impl Store {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Message>> {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner())
+    /// Records into `store` (a clone of the store is a handle on it).
+    pub fn with_store(mut self, store: MessageStore) -> Recorder<H> {
+        self.store = store;
+        self
     }
 
-    fn record(&self, message: Message) {
-        let mut messages = self.lock();
-        messages.push(message);
-        self.count.send_replace(messages.len());
+    /// Plays `faults` (a clone of the faults is a handle on them).
+    pub fn with_faults(mut self, faults: Faults) -> Recorder<H> {
+        self.faults = faults;
+        self
     }
 
-    pub(super) fn messages(&self) -> Vec<Message> {
-        self.lock().clone()
+    /// Where accepted messages go.
+    pub fn store(&self) -> &MessageStore {
+        &self.store
     }
 
-    pub(super) fn clear(&self) {
-        let mut messages = self.lock();
-        messages.clear();
-        self.count.send_replace(0);
+    /// The faults it plays.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
-    pub(super) fn subscribe(&self) -> watch::Receiver<usize> {
-        self.count.subscribe()
+    /// A server that runs this recorder, with the handler's own AUTH mechanisms
+    /// (`#[auth_mechanism]`) forwarded to it: serving the recorder with [`Server::new`]
+    /// directly would offer only the built-in and [`Server::mechanism`] ones.
+    pub fn server(self, config: Config) -> Server<Recorder<H>> {
+        let inner = self.inner.clone();
+        H::mechanisms()
+            .iter()
+            .fold(Server::new(self, config), |server, &mechanism| {
+                let forward = Forward {
+                    inner: inner.clone(),
+                    mechanism,
+                };
+                server
+                    .mechanism(forward)
+                    .expect("the handler's mechanisms have valid names")
+            })
     }
-}
-
-/// The user's handler, behind the faults and the recorder.
-pub(super) struct Recorder<H> {
-    pub(super) inner: Arc<H>,
-    pub(super) faults: Faults,
-    pub(super) store: Arc<Store>,
 }
 
 /// What the faults decided for the message in progress, from `handle_body` to `handle_data`.
@@ -169,6 +148,7 @@ impl<H: Handler> Recorder<H> {
                 .login_data()
                 .map(|l| String::from_utf8_lossy(l).into_owned()),
             received: SystemTime::now(),
+            id: 0,
         });
     }
 }
@@ -313,9 +293,9 @@ impl<H: Handler> Handler for Recorder<H> {
 
 /// One of the user's handler's own mechanisms, registered at run time on the recorder's
 /// server (the recorder's type cannot list them statically).
-pub(super) struct Forward<H> {
-    pub(super) inner: Arc<H>,
-    pub(super) mechanism: Mechanism<H>,
+struct Forward<H> {
+    inner: Arc<H>,
+    mechanism: Mechanism<H>,
 }
 
 impl<H: Handler> AuthMechanism for Forward<H> {

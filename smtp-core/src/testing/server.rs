@@ -1,6 +1,5 @@
 //! [`TestServer`] and its builder.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +8,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::faults::{Fault, Faults};
+use super::message::Message;
 use super::quickack::QuickAck;
-use super::recorder::{Accept, Forward, Message, Recorder, Store};
+use super::recorder::{Accept, Recorder};
+use super::store::{MessageStore, WaitError};
 use super::transcript::{Transcript, Transcripts};
 use crate::auth::StaticUsers;
 use crate::config::Config;
 use crate::handler::Handler;
-use crate::server::{Server, ServerHandle};
+use crate::server::ServerHandle;
 use crate::session::Peer;
 
 /// A real SMTP server on `127.0.0.1`, on a port the system picks, in the current tokio
@@ -29,7 +30,7 @@ pub struct TestServer {
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     ca_pem: Option<String>,
-    store: Arc<Store>,
+    store: MessageStore,
     transcripts: Arc<Transcripts>,
     faults: Faults,
 }
@@ -42,29 +43,6 @@ pub struct TestServerBuilder<H = Accept> {
     self_signed: bool,
     faults: Faults,
 }
-
-/// [`TestServer::wait_for`] ran out of time.
-#[derive(Debug, Clone)]
-pub struct WaitError {
-    /// The number of messages waited for.
-    pub wanted: usize,
-    /// The number that had arrived.
-    pub arrived: usize,
-    /// How long it waited.
-    pub timeout: Duration,
-}
-
-impl fmt::Display for WaitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "waited {:?} for {} message(s), but {} arrived",
-            self.timeout, self.wanted, self.arrived
-        )
-    }
-}
-
-impl std::error::Error for WaitError {}
 
 impl TestServer {
     /// Starts a server that accepts every message, with the default [`Config`].
@@ -105,24 +83,24 @@ impl TestServer {
 
     /// The messages accepted so far, oldest first.
     pub fn messages(&self) -> Vec<Message> {
-        self.store.messages()
+        self.store
+            .messages()
+            .iter()
+            .map(|m| (**m).clone())
+            .collect()
+    }
+
+    /// The store the messages are recorded in: to [`subscribe`](MessageStore::subscribe) to
+    /// new ones, or to look one up by id.
+    pub fn store(&self) -> &MessageStore {
+        &self.store
     }
 
     /// Waits until at least `n` messages were accepted (counted since the start or the last
     /// [`clear`](Self::clear)) and returns them all; an error says how many arrived in time.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<Message>, WaitError> {
-        let mut count = self.store.subscribe();
-        let arrived = tokio::time::timeout(timeout, count.wait_for(|&c| c >= n))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if arrived {
-            return Ok(self.messages());
-        }
-        Err(WaitError {
-            wanted: n,
-            arrived: *count.borrow(),
-            timeout,
-        })
+        let messages = self.store.wait_for(n, timeout).await?;
+        Ok(messages.iter().map(|m| (**m).clone()).collect())
     }
 
     /// Forgets the messages and transcripts recorded so far.
@@ -247,24 +225,12 @@ impl<H: Handler> TestServerBuilder<H> {
             }
         }
         let tls = config.tls.is_some();
-        let store = Arc::new(Store::default());
+        let store = MessageStore::new();
         let transcripts = Arc::new(Transcripts::default());
-        let inner = Arc::new(self.handler);
-        let recorder = Recorder {
-            inner: inner.clone(),
-            faults: self.faults.clone(),
-            store: store.clone(),
-        };
-        let mut server = Server::new(recorder, config).observe(transcripts.clone());
-        for &mechanism in H::mechanisms() {
-            let forward = Forward {
-                inner: inner.clone(),
-                mechanism,
-            };
-            server = server
-                .mechanism(forward)
-                .expect("the handler's mechanisms have valid names");
-        }
+        let recorder = Recorder::new(self.handler)
+            .with_store(store.clone())
+            .with_faults(self.faults.clone());
+        let server = recorder.server(config).observe(transcripts.clone());
         let handle = Arc::new(server.start());
         let mut addrs = Vec::new();
         let mut accepting = Vec::new();
