@@ -308,6 +308,8 @@ impl Cli {
 
     /// The server configuration the flags describe.
     pub fn config(&self) -> Result<Config, String> {
+        self.catcher
+            .check(matches!(self.handler, HandlerChoice::Capture))?;
         let mut config = Config::default();
         if let Some(hostname) = &self.hostname {
             config.hostname = hostname.clone();
