@@ -510,3 +510,34 @@ async fn tls_state_reaches_dovecot() {
     }
     server.shutdown().await;
 }
+
+/// Nothing the client sends as a credential reaches smtpd's log, even at trace level (`-vv`):
+/// not the password, nor its base64, nor the PLAIN message.
+#[tokio::test]
+async fn passwords_stay_out_of_the_log() {
+    let Some(dovecot) = Dovecot::start() else {
+        return;
+    };
+    let smtpd = dovecot.smtpd(&["-vv"]);
+    let password = "s3cret";
+    assert_eq!(plain_login(&smtpd, "alice", password).await, SUCCESS);
+    let mut c = Client::ehloed(smtpd.addr()).await;
+    c.expect(&format!("AUTH LOGIN {}", b64("carol")), "334 UGFzc3dvcmQ6")
+        .await;
+    c.expect(&b64(password), SUCCESS).await;
+    let mut c = Client::ehloed(smtpd.addr()).await;
+    c.expect("AUTH LOGIN", "334 VXNlcm5hbWU6").await;
+    c.expect(&b64("bob"), "334 UGFzc3dvcmQ6").await;
+    c.expect(&b64("wrong-pass"), INVALID).await;
+    let log = smtpd.stderr_until("AUTH failed").join("\n");
+    assert!(log.contains("AUTH succeeded"), "{log}");
+    for secret in [
+        password.to_owned(),
+        b64(password),
+        plain("", "alice", password),
+        "wrong-pass".to_owned(),
+        b64("wrong-pass"),
+    ] {
+        assert!(!log.contains(&secret), "{secret} in {log}");
+    }
+}
