@@ -147,6 +147,19 @@ service auth {{
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("dovecot.log")).unwrap_or_default()
     }
+
+    /// The log once it contains `text` (Dovecot's log process writes it a moment later).
+    pub fn log_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let log = self.log();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} in {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Dovecot {

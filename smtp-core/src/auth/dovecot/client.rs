@@ -160,15 +160,8 @@ impl Client {
         client: &ClientInfo,
         response: Option<&str>,
     ) -> Result<Request, Unavailable> {
-        loop {
-            let (conn, fresh) = self.connection().await?;
-            let Some((id, replies)) = conn.register() else {
-                if fresh {
-                    return Err(Unavailable);
-                }
-                continue;
-            };
-            let line = AuthLine {
+        let line = |id| {
+            AuthLine {
                 id,
                 mechanism,
                 service: &self.options.service,
@@ -176,21 +169,34 @@ impl Client {
                 no_penalty: self.options.no_penalty,
                 response,
             }
-            .encode();
-            let mut request = Request {
-                conn,
-                id,
-                replies,
-                finished: false,
-                wait: self.options.response_timeout,
-            };
-            match request.send(line).await {
-                Ok(()) => return Ok(request),
-                // A connection that died while idle: one more try on a new one.
-                Err(Unavailable) if !fresh => continue,
-                Err(Unavailable) => return Err(Unavailable),
+            .encode()
+        };
+        let (conn, fresh) = self.connection().await?;
+        match self.send_auth(conn, line).await {
+            // A connection that died while idle: one more try, on a new one.
+            Err(Unavailable) if !fresh => {
+                let (conn, _) = self.connection().await?;
+                self.send_auth(conn, line).await
             }
+            sent => sent,
         }
+    }
+
+    async fn send_auth(
+        &self,
+        conn: Arc<Conn>,
+        line: impl Fn(u32) -> String,
+    ) -> Result<Request, Unavailable> {
+        let (id, replies) = conn.register().ok_or(Unavailable)?;
+        let mut request = Request {
+            conn,
+            id,
+            replies,
+            finished: false,
+            wait: self.options.response_timeout,
+        };
+        request.send(line(id)).await?;
+        Ok(request)
     }
 }
 
