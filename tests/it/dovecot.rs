@@ -317,6 +317,22 @@ async fn dovecot_down_gives_454_and_logins_resume_after_restart() {
     midway.expect(&b64("s3cret"), SUCCESS).await;
 }
 
+/// Dovecot's temporary failure (`FAIL code=temp_fail`, from a passdb that cannot answer)
+/// gives `454 4.7.0`, not counted toward the cap of 3.
+#[tokio::test]
+async fn a_temporary_fail_gives_454() {
+    let Some(dovecot) = Dovecot::start() else {
+        return;
+    };
+    let smtpd = dovecot.smtpd(&[]);
+    let mut c = Client::ehloed(smtpd.addr()).await;
+    for _ in 0..4 {
+        c.expect(&auth_plain("tempfail", "s3cret"), TEMPORARY).await;
+    }
+    c.expect(&auth_plain("alice", "s3cret"), SUCCESS).await;
+    dovecot.log_with("FAIL\t4\tuser=tempfail\tcode=temp_fail");
+}
+
 /// A Dovecot that stops answering (its processes frozen with SIGSTOP) costs one
 /// `--auth-dovecot-timeout`, then `454`; thawed, it serves the next AUTH.
 #[tokio::test]

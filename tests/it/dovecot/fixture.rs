@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 /// alice has a plain password (every mechanism), bob a crypt hash (PLAIN and LOGIN only),
-/// carol SCRAM keys (PLAIN, LOGIN, SCRAM-SHA-256); all three passwords are `s3cret`.
+/// carol SCRAM keys (PLAIN, LOGIN, SCRAM-SHA-256); all three passwords are `s3cret`. Users
+/// named `tempfail…` get Dovecot's temporary failure.
 const USERS: &str = "alice:{PLAIN}s3cret
 bob:{SHA512-CRYPT}$6$dAsmZYilB.Cxgt14$kueRyw15psEH0xw4I4nHHT2yAwh0/HbbHM6PZGTQYvQQhMFBfbqohT5BF87bDJkzA/sApXli4nG8VZEkWhdgB1
 carol:{SCRAM-SHA-256}4096,rSOSsbnhycBBSHu64YCdog==,0nSUXXOGrtGEUBMFnIQgM/0BBVuREhYrtX8Y6CThYMw=,XA0dWvtXjkcZH0IuUBbb14Xxllqt2D3WEUrMRr98yy4=
@@ -32,6 +33,10 @@ impl Dovecot {
         let d = dir.0.display();
         let port = free_port();
         dir.write("users", USERS);
+        // checkpassword's "temporary problem": Dovecot answers `FAIL code=temp_fail`.
+        let script = dir.write("tempfail", "#!/bin/sh\nexit 111\n");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod the checkpassword script");
         dir.write(
             "dovecot.conf",
             format!(
@@ -48,6 +53,11 @@ auth_debug = yes
 passdb {{
   driver = passwd-file
   args = {d}/users
+}}
+passdb {{
+  driver = checkpassword
+  args = {d}/tempfail
+  username_filter = tempfail*
 }}
 userdb {{
   driver = static
