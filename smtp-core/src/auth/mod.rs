@@ -14,6 +14,7 @@
 mod authenticator;
 mod builtin;
 pub(crate) mod data;
+pub mod dovecot;
 pub(crate) mod exchange;
 pub(crate) mod limit;
 #[cfg(feature = "redis")]
@@ -27,6 +28,7 @@ pub use builtin::{Login, Plain};
 pub use data::{
     AuthAbort, AuthData, AuthResult, IntoAuthResult, IntoHandleAuth, LoginPassword, Secret,
 };
+pub use dovecot::{DovecotAuth, DovecotMechanism};
 pub use exchange::{AuthArgs, AuthServer, InitialResponse};
 pub(crate) use limit::user_fingerprint;
 pub use limit::{
