@@ -85,6 +85,7 @@ mod extensions;
 mod governance;
 pub mod handler;
 pub mod handlers;
+pub(crate) mod metrics;
 pub mod proto;
 mod server;
 mod session;
@@ -110,7 +111,7 @@ pub use proto::xclient::{Attr, HeloProto, XClient};
 pub use proto::xforward::{Source, XForward};
 pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
-pub use session::{Peer, Session, SessionBuilder, XCLIENT_MECHANISM};
+pub use session::{Peer, Session, SessionBuilder, SessionId, XCLIENT_MECHANISM};
 pub use stream::Transport;
 pub use tls::{TlsConfig, TlsInfo};
 
