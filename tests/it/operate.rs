@@ -336,3 +336,61 @@ async fn json_log_lines_carry_one_session_id_per_connection() {
     }
     assert_ne!(ids[0], ids[1], "each connection has its own id");
 }
+
+/// Remembers the `Session::id` its hooks saw.
+#[derive(Clone, Default)]
+struct Ids(Arc<std::sync::Mutex<Vec<smtp_core::SessionId>>>);
+
+impl smtp_core::Handler for Ids {
+    async fn handle_ehlo(
+        &self,
+        session: &mut smtp_core::Session,
+        _: &mut smtp_core::Envelope,
+        _: &str,
+        responses: smtp_core::Reply,
+    ) -> smtp_core::Reply {
+        self.0.lock().unwrap().push(session.id());
+        responses
+    }
+
+    async fn handle_data(
+        &self,
+        session: &mut smtp_core::Session,
+        _: &mut smtp_core::Envelope,
+    ) -> smtp_core::Reply {
+        self.0.lock().unwrap().push(session.id());
+        smtp_core::Reply::ok()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_handlers_session_id_is_the_one_in_the_log_and_survives_starttls() {
+    let logs = crate::support::SharedBuf::default();
+    let _default = tracing::subscriber::set_default(logs.subscriber());
+    let pki = crate::support::tls::Pki::new();
+    let ids = Ids::default();
+    let server = crate::support::start(ids.clone(), crate::support::tls::tls_config(&pki)).await;
+    for _ in 0..2 {
+        let mut c = Client::connect(server.local_addr()).await;
+        c.cmd("EHLO client.example", 250).await;
+        let mut c = c.starttls(pki.client_config()).await;
+        c.cmd("EHLO client.example", 250).await;
+        c.send_message("a@example.org", &["b@example.org"], "Hi\r\n")
+            .await;
+        c.cmd("QUIT", 221).await;
+    }
+    server.shutdown().await;
+    let ids = ids.0.lock().unwrap().clone();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    assert!(ids[..3].iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert!(ids[3..].iter().all(|id| *id == ids[3]), "{ids:?}");
+    assert_ne!(ids[0], ids[3]);
+    let text = logs.text();
+    for id in [ids[0], ids[3]] {
+        let tagged = text
+            .lines()
+            .filter(|l| l.contains(&format!("session={id}")))
+            .count();
+        assert!(tagged >= 4, "session={id} in {tagged} lines:\n{text}");
+    }
+}
