@@ -155,6 +155,35 @@ fn command_label(verb: Option<Verb>) -> &'static str {
     }
 }
 
+/// The handles of the metrics that move with every command, looked up once: a lookup by name
+/// and labels costs more than the increment. Like any handle of the facade, they bind to the
+/// recorder installed when they are first used, so install it before the server starts.
+#[cfg(feature = "metrics")]
+mod hot {
+    use std::sync::OnceLock;
+
+    use ::metrics::{Counter, Histogram};
+
+    use crate::proto::Verb;
+
+    /// One slot per verb, `Unknown` (the last variant) included, and one for "no command
+    /// yet".
+    const SLOTS: usize = Verb::Unknown as usize + 2;
+
+    pub(super) fn slot(verb: Option<Verb>) -> usize {
+        let slot = verb.map_or(SLOTS - 1, |verb| verb as usize);
+        debug_assert!(slot < SLOTS, "Verb::Unknown must stay the last verb");
+        slot.min(SLOTS - 1)
+    }
+
+    pub(super) static COMMANDS: [OnceLock<Counter>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+    pub(super) static REPLIES: [[OnceLock<Counter>; 4]; SLOTS] =
+        [const { [const { OnceLock::new() }; 4] }; SLOTS];
+    pub(super) static ACCEPTED: OnceLock<Counter> = OnceLock::new();
+    pub(super) static SIZE: OnceLock<Histogram> = OnceLock::new();
+    pub(super) static RECIPIENTS: OnceLock<Histogram> = OnceLock::new();
+}
+
 /// A connection counted in `smtpd_connections_active` until dropped, when its length goes to
 /// `smtpd_session_seconds`.
 pub(crate) struct Open {
@@ -197,7 +226,11 @@ pub(crate) fn connection_rejected(reason: Rejection) {
 pub(crate) fn command(verb: Verb) {
     let _ = verb;
     emit! {
-        ::metrics::counter!("smtpd_commands_total", "command" => command_label(Some(verb))).increment(1);
+        hot::COMMANDS[hot::slot(Some(verb))]
+            .get_or_init(|| {
+                ::metrics::counter!("smtpd_commands_total", "command" => command_label(Some(verb)))
+            })
+            .increment(1);
     }
 }
 
@@ -205,13 +238,16 @@ pub(crate) fn command(verb: Verb) {
 pub(crate) fn reply(verb: Option<Verb>, code: u16) {
     let _ = (verb, code);
     emit! {
-        let class = match code / 100 {
-            2 => "2xx",
-            3 => "3xx",
-            4 => "4xx",
-            _ => "5xx",
-        };
-        ::metrics::counter!("smtpd_replies_total", "command" => command_label(verb), "class" => class)
+        const CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+        let class = usize::from(code / 100).clamp(2, 5) - 2;
+        hot::REPLIES[hot::slot(verb)][class]
+            .get_or_init(|| {
+                ::metrics::counter!(
+                    "smtpd_replies_total",
+                    "command" => command_label(verb),
+                    "class" => CLASSES[class]
+                )
+            })
             .increment(1);
     }
 }
@@ -219,9 +255,15 @@ pub(crate) fn reply(verb: Option<Verb>, code: u16) {
 pub(crate) fn message_accepted(size: usize, recipients: usize) {
     let _ = (size, recipients);
     emit! {
-        ::metrics::counter!("smtpd_messages_accepted_total").increment(1);
-        ::metrics::histogram!("smtpd_message_size_bytes").record(size as f64);
-        ::metrics::histogram!("smtpd_message_recipients").record(recipients as f64);
+        hot::ACCEPTED
+            .get_or_init(|| ::metrics::counter!("smtpd_messages_accepted_total"))
+            .increment(1);
+        hot::SIZE
+            .get_or_init(|| ::metrics::histogram!("smtpd_message_size_bytes"))
+            .record(size as f64);
+        hot::RECIPIENTS
+            .get_or_init(|| ::metrics::histogram!("smtpd_message_recipients"))
+            .record(recipients as f64);
     }
 }
 
