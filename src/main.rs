@@ -159,7 +159,11 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
         status.draining();
         let delay = cli.operate.drain_delay();
         tracing::info!(delay_secs = delay.as_secs(), "draining");
-        tokio::time::sleep(delay).await;
+        // A SIGINT during the delay skips the rest of it.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
     }
     handle.shutdown().await;
     Ok(())
