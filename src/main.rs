@@ -72,14 +72,7 @@ fn main() -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    operate::init_logging(cli.operate.log_format, filter);
     // One core (or --threads 1): a current-thread runtime, which skips the work-stealing
     // scheduler's cross-thread wake-ups.
     let threads = cli
@@ -124,6 +117,13 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
     let mut config = cli.config()?;
     config.auth_limiter = cli.auth_limiter().await?;
+    cli.operate.configure(&mut config);
+    // The recorder goes in before the server starts, so that every metric reaches it.
+    let status = operate::Status::default();
+    if let Some(addr) = cli.operate.metrics_listen {
+        let bound = operate::serve_endpoints(addr, status.clone()).await?;
+        eprintln!("smtpd metrics on http://{bound}/metrics");
+    }
     let tls = config.tls.clone();
     let server = cli.mechanisms(Server::new(handler, config))?;
     let mut server = cli.dovecot.register(server).await?;
@@ -141,6 +141,7 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
     let handle = server.start();
+    status.serving();
     let unix = cli
         .listen
         .iter()
@@ -152,14 +153,34 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
         .chain(unix.map(ToString::to_string))
         .collect();
     eprintln!("smtpd listening on {}", addrs.join(", "));
-    wait_for_signal(tls).await;
+    if wait_for_signal(tls).await == Stop::Drain {
+        // Health checks fail at once; connections are still accepted until the load
+        // balancer has seen that, then the server stops as on SIGINT.
+        status.draining();
+        let delay = cli.operate.drain_delay();
+        tracing::info!(delay_secs = delay.as_secs(), "draining");
+        // A SIGINT during the delay skips the rest of it.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
     handle.shutdown().await;
     Ok(())
 }
 
+/// How a signal asks the server to stop.
+#[derive(PartialEq, Eq)]
+enum Stop {
+    /// SIGINT: at once.
+    Now,
+    /// SIGTERM: after the drain delay.
+    Drain,
+}
+
 /// Waits for SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate and key, so renewed
 /// certificates are served without a restart.
-async fn wait_for_signal(tls: Option<TlsConfig>) {
+async fn wait_for_signal(tls: Option<TlsConfig>) -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -169,8 +190,8 @@ async fn wait_for_signal(tls: Option<TlsConfig>) {
         ) {
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return,
-                    _ = term.recv() => return,
+                    _ = tokio::signal::ctrl_c() => return Stop::Now,
+                    _ = term.recv() => return Stop::Drain,
                     _ = hup.recv() => match tls.as_ref().map(TlsConfig::reload) {
                         Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
                         Some(Err(e)) => tracing::error!("TLS certificate not reloaded: {e}"),
@@ -182,4 +203,5 @@ async fn wait_for_signal(tls: Option<TlsConfig>) {
     }
     let _ = tls;
     let _ = tokio::signal::ctrl_c().await;
+    Stop::Now
 }

@@ -11,6 +11,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::auth::IpPrefix;
 use crate::config::{Config, MinDataRate};
+use crate::metrics::{self, Rejection};
 use crate::proto::Reply;
 
 /// The budgets of one connection.
@@ -118,6 +119,7 @@ impl Limits {
             ip: None,
         };
         if config.max_connections.is_some_and(|max| active > max) {
+            metrics::connection_rejected(Rejection::MaxConnections);
             return Err("4.3.2 Too many connections, try again later");
         }
         Ok(slot)
@@ -143,6 +145,7 @@ impl Limits {
             .max_connections_per_ip
             .is_some_and(|max| from_ip > max)
         {
+            metrics::connection_rejected(Rejection::MaxConnectionsPerIp);
             return Err("4.7.0 Too many connections from your address");
         }
         Ok(slot)

@@ -72,6 +72,14 @@
 //! [`auth::MemoryLimiter`]) answers `454 4.7.0` to addresses and users with too many failures;
 //! each failure logs one `smtpd::auth` warning with the peer address for fail2ban.
 //!
+//! ## Observability
+//! Every connection has a [`SessionId`] ([`Session::id`]), also the `session` field of the
+//! `smtp` tracing span that every log line of the connection is in. With the `metrics` cargo
+//! feature the engine counts connections, commands, replies, messages, AUTH and TLS outcomes,
+//! timeouts and limits through the [`metrics`](https://docs.rs/metrics) facade, under names
+//! that start with `smtpd_`; label values come from fixed sets, never from what a client
+//! sends. The application installs the exporter, before [`Server::start`].
+//!
 //! ## Authentication
 //! See [`auth`] for mechanisms, the authenticator and [`AuthResult`], and the `hooks`
 //! attribute for how handler methods become hooks and mechanisms.
@@ -85,6 +93,7 @@ mod extensions;
 mod governance;
 pub mod handler;
 pub mod handlers;
+pub(crate) mod metrics;
 pub mod proto;
 mod server;
 mod session;
@@ -110,7 +119,7 @@ pub use proto::xclient::{Attr, HeloProto, XClient};
 pub use proto::xforward::{Source, XForward};
 pub use proto::{MailDsn, Notify, Orcpt, RcptDsn, Reply, Ret};
 pub use server::{InvalidMechanismName, Server, ServerHandle};
-pub use session::{Peer, Session, SessionBuilder, XCLIENT_MECHANISM};
+pub use session::{Peer, Session, SessionBuilder, SessionId, XCLIENT_MECHANISM};
 pub use stream::Transport;
 pub use tls::{TlsConfig, TlsInfo};
 

@@ -19,6 +19,7 @@ use crate::connection::observe::Observer;
 use crate::connection::{Connection, Shared};
 use crate::governance::Limits;
 use crate::handler::Handler;
+use crate::metrics::{self, ListenerKind};
 use crate::session::Peer;
 use crate::stream::Transport;
 
@@ -168,6 +169,7 @@ impl<H: Handler> Server<H> {
             &config.auth_exclude_mechanism,
         );
         info!("available AUTH mechanisms: {}", registry.advertised());
+        metrics::describe();
         let shared = Arc::new(Shared {
             hostname: Arc::from(config.hostname.as_str()),
             handler: self.handler,
@@ -219,7 +221,7 @@ impl<H: Handler> Server<H> {
             Arc::new(move |stream, peer, implicit_tls| {
                 let connection =
                     Connection::new(shared.clone(), stream, peer, shutdown.clone(), kill.clone());
-                tracker.spawn(connection.run(implicit_tls));
+                tracker.spawn(connection.run(ListenerKind::Stream, implicit_tls));
             })
         };
         ServerHandle {
@@ -288,7 +290,8 @@ async fn accept_loop<H: Handler>(
                 }
                 // `map`, not an `async move` block around `.await`: the block would keep two
                 // copies of the connection's future in every task.
-                tracker.spawn(connection.run(implicit_tls).map(move |()| drop(slots)));
+                let run = connection.run(ListenerKind::Tcp, implicit_tls);
+                tracker.spawn(run.map(move |()| drop(slots)));
             }
             Err(text) => {
                 info!(peer = %addr, "{text}");
@@ -332,7 +335,8 @@ async fn unix_accept_loop<H: Handler>(
                 let peer = Peer::Unix(path.clone());
                 let connection =
                     Connection::new(shared.clone(), stream, peer, shutdown.clone(), kill.clone());
-                tracker.spawn(connection.run(false).map(move |()| drop(slot)));
+                let run = connection.run(ListenerKind::Unix, false);
+                tracker.spawn(run.map(move |()| drop(slot)));
             }
             Err(text) => {
                 info!(path = %path.display(), "{text}");

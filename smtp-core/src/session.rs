@@ -46,6 +46,40 @@ impl fmt::Display for Peer {
     }
 }
 
+/// A connection's identifier, unique within the process and unlikely to repeat across
+/// processes: it names the connection in every log line of its session (the `session` field
+/// of the `smtp` span) and in [`Session::id`]. Shown as 16 hexadecimal digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The next identifier: a per-process random start, counted up.
+    pub(crate) fn next() -> SessionId {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static START: OnceLock<u64> = OnceLock::new();
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let start = *START.get_or_init(|| {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+        SessionId(start.wrapping_add(COUNT.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// The identifier as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// The [`Session::auth_mechanism`] of a session whose login a trusted proxy vouched for
 /// with XCLIENT's `LOGIN`.
 pub const XCLIENT_MECHANISM: &str = "XCLIENT";
@@ -64,6 +98,7 @@ struct Authenticated {
 /// into TLS. Build one for unit tests of a handler with [`Session::builder`].
 #[derive(Debug)]
 pub struct Session {
+    id: SessionId,
     peer: Peer,
     host_name: Option<String>,
     extended_smtp: bool,
@@ -78,6 +113,7 @@ pub struct Session {
 impl Session {
     pub(crate) fn new(peer: Peer, server_hostname: Arc<str>) -> Session {
         Session {
+            id: SessionId::next(),
             peer,
             host_name: None,
             extended_smtp: false,
@@ -95,6 +131,12 @@ impl Session {
         SessionBuilder {
             session: Session::new(peer, Arc::from("test.invalid")),
         }
+    }
+
+    /// The connection's identifier, the same for its whole life (across STARTTLS and
+    /// XCLIENT) and in every log line of the connection.
+    pub fn id(&self) -> SessionId {
+        self.id
     }
 
     /// The client's address: behind the PROXY protocol, the client named in the header
@@ -194,6 +236,7 @@ impl Session {
     /// The session that follows a TLS handshake: only the client's identity carries over.
     pub(crate) fn after_tls(&mut self, tls: TlsInfo) {
         let mut next = Session::new(self.peer.clone(), self.server_hostname.clone());
+        next.id = self.id;
         next.proxy_data = self.proxy_data.take();
         next.tls = Some(tls);
         *self = next;
@@ -210,6 +253,7 @@ impl Session {
         xclient: XClient,
     ) {
         let mut next = Session::new(peer, self.server_hostname.clone());
+        next.id = self.id;
         next.proxy_data = self.proxy_data.take();
         next.tls = self.tls.take();
         if let Some((host_name, extended)) = greeted {

@@ -14,7 +14,7 @@ mod operate;
 pub use catcher::CatcherArgs;
 pub use dovecot::DovecotArgs;
 pub use nats::NatsArgs;
-pub use operate::OperateArgs;
+pub use operate::{LogFormat, OperateArgs};
 
 use clap::{Parser, ValueEnum};
 use smtp_core::auth::mechanisms::{Anonymous, CramMd5, External, OAuthBearer, Scram, XOAuth2};

@@ -12,6 +12,7 @@ use super::{Connection, Next};
 use crate::auth::exchange::{AuthArgs, AuthServer};
 use crate::auth::{AuthAbort, AuthResult, IpPrefix, LimitKey, user_fingerprint};
 use crate::handler::Handler;
+use crate::metrics::{self, AuthOutcome};
 use crate::proto::Reply;
 use crate::proto::replies;
 use crate::stream::Transport;
@@ -119,6 +120,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         };
         match abort {
             Some(AuthAbort::Disconnected) => {
+                metrics::auth_attempt(&mechanism, AuthOutcome::Aborted);
                 match self.io.take_auth_interruption() {
                     Some(Filled::Timeout) => self.timed_out(),
                     Some(Filled::Shutdown) => self.shutting_down(),
@@ -133,6 +135,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             }
             Some(abort) => {
                 info!(mechanism = %mechanism, "AUTH aborted");
+                metrics::auth_attempt(&mechanism, AuthOutcome::Aborted);
                 let reply = abort
                     .reply()
                     .unwrap_or_else(AuthResult::default_failure_reply);
@@ -143,11 +146,13 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let reply = result.final_reply();
         if result.success {
             info!(mechanism = %mechanism, "AUTH succeeded");
+            metrics::auth_attempt(&mechanism, AuthOutcome::Success);
             self.session.authenticate(&mechanism, result.auth_data);
             return self.push_final(&reply);
         }
         if result.handled {
             info!(mechanism = %mechanism, "AUTH failed (handled by the mechanism)");
+            metrics::auth_attempt(&mechanism, AuthOutcome::Failure);
             return self.push_final(&reply);
         }
         self.auth_failed(&mechanism, user, reply, true).await
@@ -180,6 +185,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         count: bool,
     ) -> Next {
         self.auth_failures += 1;
+        if count {
+            metrics::auth_attempt(mechanism, AuthOutcome::Failure);
+        } else {
+            metrics::auth_blocked();
+        }
         let config = &self.shared.config;
         let ip = self.session.peer().addr().map(|a| a.ip());
         let client = self.client_prefix();
@@ -234,6 +244,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             .is_some_and(|max| self.auth_failures >= max)
         {
             self.io.push(&replies::AUTH_TOO_MANY_FAILURES);
+            metrics::auth_connection_closed();
             return Next::Close;
         }
         self.push_final(&reply)

@@ -11,6 +11,7 @@ use super::io::Filled;
 use crate::body::BodyMode;
 use crate::envelope::BodyType;
 use crate::handler::Handler;
+use crate::metrics::{self, Stage};
 use crate::proto::replies;
 use crate::proto::{Bdat, DataDecoder, DataError, Reply, Verb};
 use crate::stream::Transport;
@@ -143,9 +144,13 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         self.io.touch();
         let replies = match decoder.error() {
             Some(DataError::LineTooLong) => {
+                metrics::message_rejected(Stage::LineLength);
                 vec![replies::DATA_LINE_TOO_LONG]
             }
-            Some(DataError::TooMuchData) => vec![replies::TOO_MUCH_DATA],
+            Some(DataError::TooMuchData) => {
+                metrics::message_rejected(Stage::Size);
+                vec![replies::TOO_MUCH_DATA]
+            }
             None => self.deliver(body).await,
         };
         self.reset_envelope();
@@ -197,10 +202,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let span = self.transaction.clone();
         if !body.finish().await {
             warn!(parent: &span, "the body sink failed");
+            metrics::message_rejected(Stage::Storage);
             let reply = replies::CANNOT_STORE;
             return vec![reply; if lmtp { recipients } else { 1 }];
         }
-        info!(parent: &span, size = body.size, recipients, "message received");
+        let size = body.size;
+        info!(parent: &span, size, recipients, "message received");
         drop(body);
         if lmtp {
             let in_span = span.clone();
@@ -214,6 +221,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             if let Some(mut replies) = decided.filter(|r| !r.is_empty()) {
                 let last = replies[replies.len() - 1].clone();
                 replies.resize(recipients, last);
+                count_message(&replies, size, recipients);
                 return replies;
             }
         }
@@ -221,7 +229,9 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             .handle_data(session, envelope)
             .instrument(span));
         let reply = self.settle(r).await;
-        vec![reply; if lmtp { recipients } else { 1 }]
+        let replies = vec![reply; if lmtp { recipients } else { 1 }];
+        count_message(&replies, size, recipients);
+        replies
     }
 
     /// One BDAT chunk (RFC 3030): exactly `chunk.size` octets follow the command line, with
@@ -290,9 +300,21 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let size = self.phase.chunks().map_or(0, |state| state.size);
         let replies = match self.phase.take_chunks() {
             Some(state) if !too_big => self.deliver(state.body).await,
-            _ => vec![replies::TOO_MUCH_DATA],
+            _ => {
+                metrics::message_rejected(Stage::Size);
+                vec![replies::TOO_MUCH_DATA]
+            }
         };
         self.reset_envelope();
         self.push_all(&replies) && self.message_done(size)
+    }
+}
+
+/// Counts a delivered message: accepted when any recipient got a 2xx (LMTP answers each).
+fn count_message(replies: &[Reply], size: usize, recipients: usize) {
+    if replies.iter().any(Reply::is_positive) {
+        metrics::message_accepted(size, recipients);
+    } else {
+        metrics::message_rejected(Stage::Data);
     }
 }

@@ -46,10 +46,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let cmd = match parse_command(line, config.smtputf8) {
             Ok(cmd) => cmd,
             Err(reply) => {
+                crate::metrics::command(Verb::Unknown);
                 self.io.push(&reply);
                 return Next::Continue;
             }
         };
+        crate::metrics::command(cmd.verb);
         match cmd.verb {
             Verb::Auth => debug!(">> {}", super::auth::sanitize_auth(&cmd.verb_text, cmd.arg)),
             // An unknown "command" may be a credential sent after a refused AUTH: never log it.

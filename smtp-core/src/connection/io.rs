@@ -157,6 +157,7 @@ impl<S: Transport> Io<S> {
     }
 
     fn write_reply(&mut self, reply: &Reply) {
+        crate::metrics::reply(self.verb, reply.code());
         let from = self.outbuf.len();
         reply.write_to(&mut self.outbuf);
         if let Some(t) = &mut self.transcriber {

@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::envelope::Envelope;
 use crate::governance::{Budget, Limits};
 use crate::handler::Handler;
+use crate::metrics::{self, ListenerKind};
 use crate::proto::{Bdat, Frame, LineFramer, Verb, replies};
 use crate::session::{Peer, Session};
 use crate::stream::Transport;
@@ -138,14 +139,20 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         clippy::manual_async_fn,
         reason = "an async fn would hold the connection twice"
     )]
-    pub(crate) fn run(mut self, implicit_tls: bool) -> impl Future<Output = ()> + Send {
-        async move { self.run_here(implicit_tls).await }
+    pub(crate) fn run(
+        mut self,
+        listener: ListenerKind,
+        implicit_tls: bool,
+    ) -> impl Future<Output = ()> + Send {
+        async move { self.run_here(listener, implicit_tls).await }
     }
 
-    async fn run_here(&mut self, implicit_tls: bool) {
+    async fn run_here(&mut self, listener: ListenerKind, implicit_tls: bool) {
+        let _open = metrics::Open::new(listener, implicit_tls);
         let via = self.session.peer().clone();
+        let id = self.session.id();
         if self.shared.config.proxy_protocol.is_some() {
-            let span = tracing::info_span!("proxy", from = %via);
+            let span = tracing::info_span!("proxy", session = %id, from = %via);
             // Behind implicit TLS the bytes after the header are the TLS handshake, which the
             // TLS stream must read itself: read exactly the header there.
             if !Box::pin(self.proxy_header(implicit_tls).instrument(span)).await {
@@ -155,6 +162,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
         let span = tracing::info_span!(
             "smtp",
+            session = %id,
             peer = %self.session.peer(),
             client = tracing::field::Empty
         );
@@ -265,10 +273,12 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let host = &self.shared.config.hostname;
         if self.io.rate_expired() {
             info!("DATA slower than the minimum rate");
+            metrics::data_rate_cutoff();
             self.io.push(&replies::too_slow(host));
             return;
         }
         info!(phase = self.phase.name(), "idle timeout");
+        metrics::timeout(self.phase.name());
         self.io.push(&replies::timeout_exceeded(host));
     }
 

@@ -7,6 +7,7 @@ use super::Connection;
 use super::hooks::call_hook;
 use super::io::READ_CHUNK;
 use crate::handler::Handler;
+use crate::metrics::{self, Rejection};
 use crate::proto::proxy::{self as header, ProxyParse};
 use crate::session::Peer;
 use crate::stream::Transport;
@@ -22,6 +23,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             && !proxy.trusts(addr.ip())
         {
             info!("PROXY header from an untrusted source");
+            metrics::connection_rejected(Rejection::ProxyUntrusted);
             return false;
         }
         let deadline = Instant::now() + proxy.timeout;
@@ -33,6 +35,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 }
                 ProxyParse::Invalid(why) => {
                     info!(error = why, "invalid PROXY header");
+                    metrics::connection_rejected(Rejection::ProxyInvalid);
                     return false;
                 }
                 ProxyParse::NeedMore(n) if exact => n,
@@ -51,6 +54,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 Ok(_) => return false,
                 Err(_) => {
                     info!("PROXY header timed out");
+                    metrics::connection_rejected(Rejection::ProxyTimeout);
                     return false;
                 }
             }
@@ -70,6 +74,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         .unwrap_or(false);
         if !accepted {
             info!(peer = %self.session.peer(), "PROXY connection refused by the handler");
+            metrics::connection_rejected(Rejection::ProxyRefused);
             return false;
         }
         self.session.set_proxy_data(data);

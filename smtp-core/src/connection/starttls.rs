@@ -6,6 +6,7 @@ use tracing::info;
 use super::Connection;
 use super::hooks::call_hook;
 use crate::handler::Handler;
+use crate::metrics;
 use crate::proto::{Reply, Verb, replies};
 use crate::stream::{Stream, Transport};
 use crate::tls::TlsInfo;
@@ -41,6 +42,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         let certificate = tls.snapshot();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
         let kill = self.io.kill_signal().clone();
+        let started = std::time::Instant::now();
         let handshake = tokio::select! {
             biased;
             _ = kill.cancelled() => return false,
@@ -50,16 +52,19 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 info!(error = %e, "TLS handshake failed");
+                metrics::tls_handshake(implicit, None, started.elapsed());
                 return false;
             }
             Err(_) => {
                 info!("TLS handshake timed out");
+                metrics::tls_handshake(implicit, None, started.elapsed());
                 return false;
             }
         };
         let presented = tls.presented(&certificate);
         let info = TlsInfo::from_connection(stream.get_ref().1, implicit, presented);
         info!(version = %info.version, cipher = %info.cipher_suite, "TLS established");
+        metrics::tls_handshake(implicit, Some(&info.version), started.elapsed());
         *self.io.stream_mut() = Stream::Tls(Box::new(stream));
         self.session.after_tls(info);
         self.reset_envelope();

@@ -83,6 +83,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             debug!(parent: &self.transaction, "MAIL FROM accepted");
             self.phase.mail();
         } else {
+            crate::metrics::message_rejected(crate::metrics::Stage::Mail);
             self.reset_envelope();
         }
         reply
