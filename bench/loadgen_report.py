@@ -34,7 +34,7 @@ WORKLOADS = [
     ("implicit-tls-auth", "implicit TLS + AUTH PLAIN per connection"),
     ("scram", "connect + EHLO + AUTH SCRAM-SHA-256 + QUIT"),
 ]
-PEERS = [ME, "smtpd-jetstream", "smtp-sink", "go-smtp", "smtp-server", "aiosmtpd"]
+PEERS = [ME, "smtpd-metrics", "smtpd-jetstream", "smtp-sink", "go-smtp", "smtp-server", "aiosmtpd"]
 
 
 def load(path):

@@ -8,7 +8,8 @@
 #
 # As root it installs what is missing (postfix for smtp-sink, not configured and not started;
 # Go and Debian's go-smtp/go-sasl; node and npm; aiosmtpd; nats-server for the peer
-# `smtpd-jetstream`, smtpd handing each message to JetStream before `250`), then builds smtpd, bench/loadgen and
+# `smtpd-jetstream`, smtpd handing each message to JetStream before `250`; `smtpd-metrics` is
+# smtpd with its Prometheus recorder on), then builds smtpd, bench/loadgen and
 # the go-smtp peer, and installs the node peer under $BENCH_WORK. Each server runs pinned to
 # CPU 0 and the generator to CPU 1, with a fresh server per workload, peer and rep. Everything
 # stays on 127.0.0.1; every run is bounded in count and time; servers are stopped by process
@@ -24,7 +25,7 @@ TLS_PORT=${TLS_PORT:-2465}
 PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle
-ALL_PEERS=smtpd,smtpd-jetstream,smtp-sink,go-smtp,smtp-server,aiosmtpd
+ALL_PEERS=smtpd,smtpd-metrics,smtpd-jetstream,smtp-sink,go-smtp,smtp-server,aiosmtpd
 INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -71,7 +72,7 @@ if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
 fi
 
 # 2. The peers that can run here.
-avail=(smtpd)
+avail=(smtpd smtpd-metrics)
 command -v nats-server >/dev/null && avail+=(smtpd-jetstream)
 command -v smtp-sink >/dev/null && avail+=(smtp-sink)
 [ -d /usr/share/gocode/src/github.com/emersion/go-smtp ] && command -v go >/dev/null && avail+=(go-smtp)
@@ -123,6 +124,7 @@ server_cmd() {  # peer, kind -> the command, or nothing if the peer has no such 
   case "$1/$2" in
     smtpd/plain) echo "$SMTPD --no-auth-require-tls" ;;
     smtpd/scram) echo "$SMTPD --no-auth-require-tls --auth-mechanism SCRAM-SHA-256" ;;
+    smtpd-metrics/plain) echo "$SMTPD --no-auth-require-tls --metrics-listen 127.0.0.1:0" ;;
     smtpd-jetstream/plain) echo "${SMTPD/--handler sink/--handler jetstream} --no-auth-require-tls --nats-url nats://127.0.0.1:$NATS_PORT --nats-stream BENCH --nats-subject bench.in" ;;
     smtpd/tls) echo "$SMTPD --tls-cert $TLS/cert.pem --tls-key $TLS/key.pem --implicit-tls-listen 127.0.0.1:$TLS_PORT" ;;
     smtp-sink/plain) echo "smtp-sink -u nobody -m 4096 127.0.0.1:$PORT 1024" ;;
@@ -138,7 +140,7 @@ kind_of() {
     scram) echo scram ;;
     idle) [ "$2" = smtpd ] && echo plain ;;   # memory of idle connections: smtpd only
     keepalive|keepalive-pipe|conn-per-msg|big) echo plain ;;
-    *) [ "$2" = smtpd-jetstream ] && return 1; echo plain ;;   # the hand-off: message workloads only
+    *) [[ "$2" == smtpd-* ]] && return 1; echo plain ;;   # smtpd variants: message workloads only
   esac
 }
 

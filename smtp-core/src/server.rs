@@ -278,6 +278,7 @@ async fn accept_loop<H: Handler>(
         };
         match admitted {
             Ok(slots) => {
+                let local = stream.local_addr().ok();
                 let mut connection = Connection::new(
                     shared,
                     stream,
@@ -285,6 +286,7 @@ async fn accept_loop<H: Handler>(
                     shutdown.clone(),
                     kill.clone(),
                 );
+                connection.reached(local);
                 if proxied {
                     connection.count_proxied_client(limits.clone());
                 }

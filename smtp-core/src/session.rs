@@ -100,6 +100,7 @@ struct Authenticated {
 pub struct Session {
     id: SessionId,
     peer: Peer,
+    local_addr: Option<SocketAddr>,
     host_name: Option<String>,
     extended_smtp: bool,
     tls: Option<TlsInfo>,
@@ -115,6 +116,7 @@ impl Session {
         Session {
             id: SessionId::next(),
             peer,
+            local_addr: None,
             host_name: None,
             extended_smtp: false,
             tls: None,
@@ -186,6 +188,14 @@ impl Session {
         self.auth_data()?.login()
     }
 
+    /// The address of this server the client's TCP connection reached (the listening socket's
+    /// address, port included); `None` for Unix-domain sockets and in-memory streams. Behind a
+    /// proxy it is the proxy's view that matters: see [`proxy_data`](Self::proxy_data) and
+    /// [`xclient`](Self::xclient).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
     /// The PROXY protocol header's data, when the listener requires one.
     pub fn proxy_data(&self) -> Option<&ProxyData> {
         self.proxy_data.as_ref()
@@ -217,6 +227,10 @@ impl Session {
         self.peer = peer;
     }
 
+    pub(crate) fn set_local_addr(&mut self, addr: Option<SocketAddr>) {
+        self.local_addr = addr;
+    }
+
     pub(crate) fn set_proxy_data(&mut self, data: ProxyData) {
         self.proxy_data = Some(data);
     }
@@ -235,11 +249,19 @@ impl Session {
 
     /// The session that follows a TLS handshake: only the client's identity carries over.
     pub(crate) fn after_tls(&mut self, tls: TlsInfo) {
-        let mut next = Session::new(self.peer.clone(), self.server_hostname.clone());
-        next.id = self.id;
-        next.proxy_data = self.proxy_data.take();
+        let mut next = self.successor(self.peer.clone());
         next.tls = Some(tls);
         *self = next;
+    }
+
+    /// A fresh session on the same transport: the id, the server address and the PROXY facts
+    /// carry over, nothing the client said does.
+    fn successor(&mut self, peer: Peer) -> Session {
+        let mut next = Session::new(peer, self.server_hostname.clone());
+        next.id = self.id;
+        next.local_addr = self.local_addr;
+        next.proxy_data = self.proxy_data.take();
+        next
     }
 
     /// The session that follows XCLIENT: a new client, as after a new connection, keeping
@@ -252,9 +274,7 @@ impl Session {
         login: Option<&str>,
         xclient: XClient,
     ) {
-        let mut next = Session::new(peer, self.server_hostname.clone());
-        next.id = self.id;
-        next.proxy_data = self.proxy_data.take();
+        let mut next = self.successor(peer);
         next.tls = self.tls.take();
         if let Some((host_name, extended)) = greeted {
             next.greeted(&host_name, extended);
@@ -296,6 +316,12 @@ impl SessionBuilder {
     /// A session that authenticated with `mechanism`.
     pub fn authenticated(mut self, mechanism: &str, auth_data: Option<AuthData>) -> Self {
         self.session.authenticate(mechanism, auth_data);
+        self
+    }
+
+    /// The server address the client connected to.
+    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
+        self.session.local_addr = Some(addr);
         self
     }
 

@@ -516,7 +516,10 @@ async fn tls_state_reaches_dovecot() {
         let mut c = c.handshake(client).await.expect("TLS handshake");
         c.ehlo("client.example").await;
         c.expect(&login, SUCCESS).await;
-        dovecot.log_with(&format!("\trport={port}\t{flags}\n"));
+        let lport = server.local_addr().port();
+        dovecot.log_with(&format!(
+            "\tlip=127.0.0.1\tlport={lport}\trip=127.0.0.1\trport={port}\t{flags}\n"
+        ));
     }
     server.shutdown().await;
 }

@@ -196,6 +196,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         info!("disconnected");
     }
 
+    /// Records the server address the client reached (`Session::local_addr`).
+    pub(crate) fn reached(&mut self, local: Option<std::net::SocketAddr>) {
+        self.session.set_local_addr(local);
+    }
+
     /// Counts the client by the address in its PROXY header (see `Budget`).
     pub(crate) fn count_proxied_client(&mut self, limits: Arc<Limits>) {
         self.budget.count_proxied_client(limits);

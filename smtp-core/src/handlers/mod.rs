@@ -1,7 +1,11 @@
 //! Ready-made handlers: [`Sink`], [`Debugging`], [`Mailbox`], [`on_message`] for a closure,
 //! [`Message`] for a closure that wants the message parsed, and [`Proxy`] (feature `proxy`)
-//! to relay to another server, and [`JetStream`] (feature `nats`) to hand messages to a NATS
+//! to relay to another server, and `JetStream` (feature `nats`) to hand messages to a NATS
 //! JetStream stream.
+#![cfg_attr(
+    feature = "nats",
+    doc = "\n\nWith `nats` on: [`JetStream`], and its stream headers in [`jetstream::headers`]."
+)]
 
 #[cfg(feature = "nats")]
 pub mod jetstream;

@@ -147,7 +147,9 @@ fn client_info(session: &Session) -> ClientInfo {
         .map(|a| (a.ip(), a.port()));
     ClientInfo {
         remote,
-        local: xclient.or(proxied),
+        local: xclient
+            .or(proxied)
+            .or(session.local_addr().map(|a| (a.ip(), a.port()))),
         secured: session.is_tls(),
         valid_client_cert: session
             .tls()
