@@ -97,6 +97,9 @@ impl Stage {
 pub(crate) enum AuthOutcome {
     Success,
     Failure,
+    /// A 4xx from the mechanism (say, Dovecot unreachable): an outage, not a wrong password,
+    /// so it must not look like guessing on a dashboard.
+    Temporary,
     /// `*`, bad base64, an over-long line, or the client went away.
     Aborted,
 }
@@ -106,6 +109,7 @@ impl AuthOutcome {
         match self {
             AuthOutcome::Success => "success",
             AuthOutcome::Failure => "failure",
+            AuthOutcome::Temporary => "temporary",
             AuthOutcome::Aborted => "aborted",
         }
     }

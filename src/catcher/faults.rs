@@ -59,16 +59,17 @@ fn parse(body: &[u8]) -> Result<Vec<FaultSpec>, String> {
         .collect()
 }
 
-/// Checks a reply line: a code from 200 to 599, then a space and the text.
+/// Checks a reply line: a 2xx, 4xx or 5xx code, then a space and the text. A 3xx would tell
+/// the client to go on with data it never meant to send.
 fn reply(line: &str) -> Result<Reply, String> {
     let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
-    let well_formed = matches!(code, Some(200..=599))
+    let well_formed = matches!(code, Some(200..=299 | 400..=599))
         && (line.len() == 3 || line.as_bytes()[3] == b' ')
         && !line.contains(['\r', '\n']);
     if !well_formed {
         return Err(format!(
-            "reply {line:?} is not a reply line: expected a code from 200 to 599, a space and \
-             a text, as in \"451 4.3.0 Try again later\""
+            "reply {line:?} is not a reply line: expected a 2xx, 4xx or 5xx code, a space \
+             and a text, as in \"451 4.3.0 Try again later\""
         ));
     }
     Ok(Reply::parse(line.to_owned()))
@@ -113,10 +114,20 @@ impl FaultSpec {
     }
 }
 
+/// The most faults set at once: the API is open to whoever reaches it, and each fault costs a
+/// check on every command.
+const MAX_FAULTS: usize = 1000;
+
 /// Adds the faults `body` describes, all or none; how many were added, or why not.
 pub fn add(faults: &Faults, body: &[u8]) -> Result<usize, String> {
     let specs = parse(body)?;
     let count = specs.len();
+    if faults.len() + count > MAX_FAULTS {
+        return Err(format!(
+            "at most {MAX_FAULTS} faults at a time ({} set): DELETE /api/faults first",
+            faults.len()
+        ));
+    }
     let checked = specs
         .into_iter()
         .enumerate()
@@ -183,6 +194,10 @@ mod tests {
                 Err("fault 1: reply \"600 x\""),
             ),
             (
+                r#"{"command":"mail","reply":"354 go on"}"#,
+                Err("fault 1: reply \"354 go on\""),
+            ),
+            (
                 r#"{"command":"mail","drop":"in_data"}"#,
                 Err("fault 1: \"drop\": \"in_data\""),
             ),
@@ -195,5 +210,18 @@ mod tests {
                 _ => panic!("{body}: expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_number_of_faults_is_bounded() {
+        let faults = Faults::default();
+        let one = br#"{"command":"rcpt","reply":"452 4.2.2 Full"}"#;
+        for _ in 0..MAX_FAULTS {
+            assert_eq!(add(&faults, one), Ok(1));
+        }
+        let refused = add(&faults, one).unwrap_err();
+        assert!(refused.starts_with("at most 1000 faults"), "{refused}");
+        faults.clear();
+        assert_eq!(add(&faults, one), Ok(1));
     }
 }

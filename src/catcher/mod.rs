@@ -11,16 +11,15 @@ use std::net::SocketAddr;
 
 use smtp_core::testing::{Accept, Faults, MessageStore, Recorder};
 use smtp_core::{Envelope, Handler, Reply, Session};
-use tokio::net::TcpListener;
 
 /// Accepts every message that fits in the store, and keeps its body for it.
 pub struct Capture {
-    max_bytes: usize,
+    store: MessageStore,
 }
 
 impl Handler for Capture {
     async fn handle_data(&self, session: &mut Session, envelope: &mut Envelope) -> Reply {
-        if envelope.content.len() > self.max_bytes {
+        if envelope.content.len() > self.store.max_bytes() {
             return Reply::new(
                 552,
                 "5.3.4 Message larger than the catcher keeps (--capture-max-bytes)",
@@ -37,22 +36,13 @@ pub async fn start(
     max_messages: usize,
     max_bytes: usize,
 ) -> Result<(Recorder<Capture>, SocketAddr), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} for the API: {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {addr} for the API: {e}"))?;
     let store = MessageStore::bounded(max_messages, max_bytes);
     let faults = Faults::default();
-    let app = api::router(store.clone(), faults.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("the catcher's API stopped: {e}");
-        }
-    });
-    let recorder = Recorder::new(Capture { max_bytes })
-        .with_store(store)
-        .with_faults(faults);
+    let local =
+        crate::http::serve(addr, api::router(store.clone(), faults.clone()), "the API").await?;
+    let capture = Capture {
+        store: store.clone(),
+    };
+    let recorder = Recorder::new(capture).with_store(store).with_faults(faults);
     Ok((recorder, local))
 }

@@ -11,7 +11,8 @@ const NEEDS_API: &str = "--handler capture needs --api-listen ADDR, the address 
 #[command(next_help_heading = "Mail catcher (--handler capture)")]
 pub struct CatcherArgs {
     /// Address of the catcher's HTTP API (required with --handler capture; port 0 picks one,
-    /// printed as `smtpd API on http://ADDR`).
+    /// printed as `smtpd API on http://ADDR`). It has no authentication: keep it on loopback
+    /// or a private CI network.
     #[arg(long, value_name = "ADDR")]
     api_listen: Option<SocketAddr>,
     /// Messages the catcher keeps; the oldest go first.

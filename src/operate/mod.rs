@@ -19,27 +19,37 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::cli::LogFormat;
 
-const STARTING: u8 = 0;
-const SERVING: u8 = 1;
-const DRAINING: u8 = 2;
+/// Where the server is in its life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    Starting,
+    Serving,
+    Draining,
+}
 
-/// Where the server is in its life, as the health endpoints report it.
+/// Where the server is in its life, as the health endpoints report it; shared with the
+/// signal handling, which moves it on.
 #[derive(Clone, Default)]
 pub struct Status(Arc<AtomicU8>);
 
 impl Status {
     /// The listeners are bound and the server accepts.
     pub fn serving(&self) {
-        self.0.store(SERVING, Ordering::Relaxed);
+        self.0.store(Phase::Serving as u8, Ordering::Relaxed);
     }
 
     /// A drain has begun: health checks fail from now on.
     pub fn draining(&self) {
-        self.0.store(DRAINING, Ordering::Relaxed);
+        self.0.store(Phase::Draining as u8, Ordering::Relaxed);
     }
 
-    fn get(&self) -> u8 {
-        self.0.load(Ordering::Relaxed)
+    fn get(&self) -> Phase {
+        match self.0.load(Ordering::Relaxed) {
+            0 => Phase::Starting,
+            1 => Phase::Serving,
+            _ => Phase::Draining,
+        }
     }
 }
 
@@ -82,10 +92,6 @@ pub async fn serve_endpoints(addr: SocketAddr, status: Status) -> Result<SocketA
     let handle = builder
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(UPKEEP);
@@ -103,12 +109,7 @@ pub async fn serve_endpoints(addr: SocketAddr, status: Status) -> Result<SocketA
                 .route("/readyz", get(readyz))
                 .with_state(status),
         );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics endpoint failed");
-        }
-    });
-    Ok(bound)
+    crate::http::serve(addr, app, "the metrics endpoint").await
 }
 
 async fn metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
@@ -120,16 +121,16 @@ async fn metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
 
 async fn healthz(State(status): State<Status>) -> (StatusCode, &'static str) {
     match status.get() {
-        DRAINING => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        _ => (StatusCode::OK, "ok\n"),
+        Phase::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        Phase::Starting | Phase::Serving => (StatusCode::OK, "ok\n"),
     }
 }
 
 async fn readyz(State(status): State<Status>) -> (StatusCode, &'static str) {
     match status.get() {
-        SERVING => (StatusCode::OK, "ready\n"),
-        STARTING => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        Phase::Serving => (StatusCode::OK, "ready\n"),
+        Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+        Phase::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
     }
 }
 

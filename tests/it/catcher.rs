@@ -36,26 +36,7 @@ impl Catcher {
 
     /// `curl -X method` on `path`, with `body` as data: the status and the body.
     async fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut command = Command::new("curl");
-        command
-            .args([
-                "-sS",
-                "--max-time",
-                "10",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                method,
-            ])
-            .arg(format!("{}{path}", self.api));
-        if let Some(body) = body {
-            command.args(["-d", body]);
-        }
-        let output = tools::run(command).await;
-        assert!(output.status.success(), "curl: {}", tools::shown(&output));
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n').expect("curl's status line");
-        (status.parse().expect("a status code"), body.to_owned())
+        tools::http(method, &format!("{}{path}", self.api), body).await
     }
 
     async fn get_json(&self, path: &str) -> Value {

@@ -324,13 +324,25 @@ async fn a_temporary_fail_gives_454() {
     let Some(dovecot) = Dovecot::start() else {
         return;
     };
-    let smtpd = dovecot.smtpd(&[]);
+    let smtpd = dovecot.smtpd(&["--metrics-listen", "127.0.0.1:0"]);
     let mut c = Client::ehloed(smtpd.addr()).await;
     for _ in 0..4 {
         c.expect(&auth_plain("tempfail", "s3cret"), TEMPORARY).await;
     }
     c.expect(&auth_plain("alice", "s3cret"), SUCCESS).await;
     dovecot.log_with("FAIL\t4\tuser=tempfail\tcode=temp_fail");
+    // On a dashboard an outage is not a wave of wrong passwords.
+    if crate::metrics::tools_available() {
+        let attempts = "smtpd_auth_attempts_total{mechanism=\"PLAIN\",result=";
+        let scrape = crate::metrics::scrape_until(
+            crate::metrics::metrics_addr(&smtpd),
+            &format!("{attempts}\"temporary\"}}"),
+            4.0,
+        )
+        .await;
+        assert_eq!(scrape.value(&format!("{attempts}\"failure\"}}")), 0.0);
+        assert_eq!(scrape.value(&format!("{attempts}\"success\"}}")), 1.0);
+    }
 }
 
 /// A Dovecot that stops answering (its processes frozen with SIGSTOP) costs one

@@ -161,16 +161,29 @@ async fn a_consumer_that_cannot_store_leaves_the_messages_to_another() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stop_broken = spawn_consumer(&nats, options("BROKEN", &broken), 0, tx.clone()).await;
     // Wait for the consumer to create its Maildir, then put a file where `tmp/` was.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !broken.join("tmp").is_dir() {
-        assert!(Instant::now() < deadline, "the consumer did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the consumer starts", Duration::from_secs(10), async || {
+        broken.join("tmp").is_dir()
+    })
+    .await;
     std::fs::remove_dir(broken.join("tmp")).unwrap();
     std::fs::write(broken.join("tmp"), b"not a directory").unwrap();
 
     let sent = send(&server, 5, "broken").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every message was delivered to the broken consumer, refused and is due again.
+    let js = async_nats::jetstream::new(nats.client().await);
+    let durable = js
+        .get_stream("BROKEN")
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("maildir")
+        .await
+        .unwrap();
+    wait_until(
+        "every message refused and due again",
+        Duration::from_secs(20),
+        async || durable.get_info().await.unwrap().num_redelivered >= 5,
+    )
+    .await;
     assert!(rx.try_recv().is_err(), "the broken consumer acknowledged");
     assert!(stored_ids(&broken).is_empty());
     let _ = stop_broken.send(());

@@ -34,12 +34,9 @@ pub struct Scrape(String);
 impl Scrape {
     /// `GET http://addr/metrics` with curl; panics unless it answers 200.
     pub async fn fetch(addr: SocketAddr) -> Scrape {
-        let mut curl = Command::new("curl");
-        curl.args(["-sS", "--fail", "--max-time", "5"])
-            .arg(format!("http://{addr}/metrics"));
-        let output = tools::run(curl).await;
-        assert!(output.status.success(), "curl: {}", shown(&output));
-        Scrape(String::from_utf8(output.stdout).expect("UTF-8 exposition"))
+        let (status, body) = tools::http("GET", &format!("http://{addr}/metrics"), None).await;
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        Scrape(body)
     }
 
     /// The value of one series, written as in the exposition (`name{a="x",b="y"}`, labels in

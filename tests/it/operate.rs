@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use crate::metrics::{metrics_addr, tools_available};
 use crate::support::tools::{self, shown};
-use crate::support::{Client, Smtpd, TempDir, TermOnDrop, free_port, smtpd_command};
+use crate::support::{Client, Smtpd, TempDir, TermOnDrop, free_port, smtpd_command, wait_until};
 
 /// `smtpd --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --handler sink args…`.
 fn smtpd(args: &[&str]) -> Smtpd {
@@ -26,21 +26,7 @@ fn smtpd(args: &[&str]) -> Smtpd {
 
 /// `GET url` with curl: the status code and the body.
 async fn get(url: &str) -> (u16, String) {
-    let mut curl = Command::new("curl");
-    curl.args(["-sS", "--max-time", "5", "-w", "\n%{http_code}", url]);
-    let output = tools::run(curl).await;
-    assert!(output.status.success(), "curl {url}: {}", shown(&output));
-    let text = String::from_utf8(output.stdout).expect("UTF-8");
-    let (body, code) = text.rsplit_once('\n').expect("the status line");
-    (code.parse().expect("a status code"), body.to_owned())
-}
-
-async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut done: F) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tools::http("GET", url, None).await
 }
 
 /// The value of a Prometheus instant query, once it has one.
@@ -200,7 +186,9 @@ async fn transaction(front: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
+// Multi-threaded: the clients must go on while the test thread waits for the drained
+// process to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_takes_a_draining_instance_out_of_rotation_without_refusals() {
     if !tools_available() {
         return;
@@ -263,7 +251,10 @@ async fn haproxy_takes_a_draining_instance_out_of_rotation_without_refusals() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until("clients are served", Duration::from_secs(10), async || {
+        done.load(Ordering::Relaxed) > 0
+    })
+    .await;
     let signalled = Instant::now();
     draining.signal("TERM");
     let (code, _) = get(&format!("http://{}/healthz", metrics_addr(&draining))).await;
@@ -283,12 +274,17 @@ async fn haproxy_takes_a_draining_instance_out_of_rotation_without_refusals() {
     assert_eq!(haproxy_status(stats, "b").await, "UP");
     // `a` stops accepting after its delay and exits; clients go on through `b`.
     let served_before = done.load(Ordering::Relaxed);
-    assert_eq!(
-        draining.terminate(),
-        Some(0),
-        "the drained instance exits cleanly"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let exit = tokio::task::spawn_blocking(move || draining.terminate())
+        .await
+        .expect("waiting for the drained instance");
+    assert_eq!(exit, Some(0), "the drained instance exits cleanly");
+    let after_exit = done.load(Ordering::Relaxed);
+    wait_until(
+        "clients go on through `b`",
+        Duration::from_secs(10),
+        async || done.load(Ordering::Relaxed) > after_exit,
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
     for client in clients {

@@ -152,7 +152,11 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         }
         if result.handled {
             info!(mechanism = %mechanism, "AUTH failed (handled by the mechanism)");
-            metrics::auth_attempt(&mechanism, AuthOutcome::Failure);
+            let outcome = match reply.code() {
+                400..=499 => AuthOutcome::Temporary,
+                _ => AuthOutcome::Failure,
+            };
+            metrics::auth_attempt(&mechanism, outcome);
             return self.push_final(&reply);
         }
         self.auth_failed(&mechanism, user, reply, true).await

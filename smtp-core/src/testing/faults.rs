@@ -177,6 +177,16 @@ impl Faults {
         self.add(Fault::every(command, Action::Delay(delay)))
     }
 
+    /// How many faults are set (a fault for the `nth` attempt stays after it fired).
+    pub fn len(&self) -> usize {
+        self.lock().faults.len()
+    }
+
+    /// Whether no fault is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Removes every fault (the counts of commands go on).
     pub fn clear(&self) {
         self.lock().faults.clear();

@@ -1,7 +1,7 @@
 //! Shared fixtures of the end-to-end tests: a server on 127.0.0.1:0 (or on an in-memory
 //! stream), the one test client, certificates, external programs and child processes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smtp_core::{Config, Handler, Server, ServerHandle};
 
@@ -190,4 +190,13 @@ pub async fn python(script: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Waits, checking every 100 ms, until `done` says so; panics with `what` after `limit`.
+pub async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, limit: Duration, mut done: F) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -93,3 +93,27 @@ pub fn shown(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// An HTTP request with curl: `method` on `url`, with `body` as data; the status code and the
+/// response body. Panics when curl itself fails (no connection, timeout).
+pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        url,
+    ]);
+    if let Some(body) = body {
+        curl.args(["-d", body]);
+    }
+    let output = run(curl).await;
+    assert!(output.status.success(), "curl {url}: {}", shown(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl's status line");
+    (status.parse().expect("a status code"), body.to_owned())
+}

@@ -125,7 +125,8 @@ impl Client {
     /// The live connection, reconnecting if it was lost (at most once per `reconnect_delay`).
     /// The second value says whether the connection was just made.
     async fn connection(&self) -> Result<(Arc<Conn>, bool), Unavailable> {
-        let wait = self.options.connect_timeout;
+        // Whoever holds the slot is inside `open`, which ends within `connect_timeout`.
+        let wait = self.options.connect_timeout + Duration::from_secs(1);
         let mut slot = timeout(wait, self.slot.lock())
             .await
             .map_err(|_| Unavailable)?;
@@ -253,15 +254,14 @@ async fn open(
     address: &DovecotAddress,
     options: &DovecotOptions,
 ) -> Result<(Conn, Vec<MechInfo>), DovecotError> {
-    let (mut reader, mut writer) = timeout(options.connect_timeout, connect(address))
-        .await
-        .map_err(|_| DovecotError::Timeout)?
-        .map_err(DovecotError::Connect)?;
-    let mut buf = Vec::with_capacity(4096);
-    let offered = timeout(
-        options.connect_timeout,
-        handshake(&mut reader, &mut writer, &mut buf),
-    )
+    // One deadline for both steps, so that the slot lock in `connection` is held at most
+    // `connect_timeout`.
+    let (reader, writer, buf, offered) = timeout(options.connect_timeout, async {
+        let (mut reader, mut writer) = connect(address).await.map_err(DovecotError::Connect)?;
+        let mut buf = Vec::with_capacity(4096);
+        let offered = handshake(&mut reader, &mut writer, &mut buf).await?;
+        Ok::<_, DovecotError>((reader, writer, buf, offered))
+    })
     .await
     .map_err(|_| DovecotError::Timeout)??;
     let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));

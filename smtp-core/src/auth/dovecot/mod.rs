@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use mechanism::DovecotMechanism;
-pub use protocol::{ClientInfo, MechInfo};
+pub use protocol::MechInfo;
 
 use super::registry::is_valid_mechanism_name;
 

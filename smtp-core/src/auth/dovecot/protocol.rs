@@ -56,11 +56,6 @@ pub struct MechInfo {
 }
 
 impl MechInfo {
-    /// Whether the mechanism sends the password in the clear (PLAIN, LOGIN).
-    pub fn is_plaintext(&self) -> bool {
-        self.has("plaintext")
-    }
-
     /// Whether Dovecot marks it private: usable, but not to be advertised.
     pub fn is_private(&self) -> bool {
         self.has("private")
@@ -194,15 +189,15 @@ pub(crate) fn handshake(pid: u32) -> String {
 
 /// What Dovecot is told about the client with an `AUTH` request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientInfo {
+pub(crate) struct ClientInfo {
     /// The client's address and port (`rip`, `rport`).
-    pub remote: Option<(IpAddr, u16)>,
+    pub(crate) remote: Option<(IpAddr, u16)>,
     /// The address and port the client connected to (`lip`, `lport`).
-    pub local: Option<(IpAddr, u16)>,
+    pub(crate) local: Option<(IpAddr, u16)>,
     /// Whether the connection is encrypted (`secured`).
-    pub secured: bool,
+    pub(crate) secured: bool,
     /// Whether TLS verified a client certificate (`valid-client-cert`).
-    pub valid_client_cert: bool,
+    pub(crate) valid_client_cert: bool,
 }
 
 /// One `AUTH` request.
