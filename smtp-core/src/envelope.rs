@@ -55,7 +55,7 @@ pub struct Envelope {
     pub dsn: MailDsn,
     /// The original client a trusted MTA forwarded with XFORWARD before MAIL (Postfix's
     /// `XFORWARD_README`); `None` when none came. Like the rest, it holds for one transaction.
-    pub xforward: Option<crate::proto::xforward::XForward>,
+    pub xforward: Option<Box<crate::proto::xforward::XForward>>,
 }
 
 impl Envelope {

@@ -84,6 +84,12 @@ macro_rules! hooks {
         ///
         /// Implement it by hand, or write ordinary methods and let `#[derive(SmtpHandler)]`
         /// with `#[smtp_core::hooks]` implement it.
+        ///
+        /// Memory: a hook's future is awaited inside the connection's task, so the largest
+        /// hook future of a handler is part of every connection, idle ones too. A hook that
+        /// awaits a heavy client (a message queue, an HTTP request) should box that work,
+        /// `Box::pin(publish(…)).await`: one allocation per call instead of kilobytes per
+        /// connection. (The `smtpd` binary does this for its Maildir and JetStream handlers.)
         pub trait Handler: Send + Sync + 'static {
             $(
                 $(#[$doc])*

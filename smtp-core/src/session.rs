@@ -103,9 +103,10 @@ pub struct Session {
     local_addr: Option<SocketAddr>,
     host_name: Option<String>,
     extended_smtp: bool,
-    tls: Option<TlsInfo>,
-    auth: Option<Authenticated>,
-    proxy_data: Option<ProxyData>,
+    // Boxed: every idle connection holds a session, and these are rare or set once.
+    tls: Option<Box<TlsInfo>>,
+    auth: Option<Box<Authenticated>>,
+    proxy_data: Option<Box<ProxyData>>,
     xclient: Option<Box<XClient>>,
     server_hostname: Arc<str>,
     extensions: Extensions,
@@ -159,7 +160,7 @@ impl Session {
 
     /// The negotiated TLS parameters, once TLS is active.
     pub fn tls(&self) -> Option<&TlsInfo> {
-        self.tls.as_ref()
+        self.tls.as_deref()
     }
 
     /// Whether the connection is encrypted (STARTTLS done, or an implicit-TLS listener).
@@ -198,7 +199,7 @@ impl Session {
 
     /// The PROXY protocol header's data, when the listener requires one.
     pub fn proxy_data(&self) -> Option<&ProxyData> {
-        self.proxy_data.as_ref()
+        self.proxy_data.as_deref()
     }
 
     /// What the last XCLIENT command of a trusted proxy said (Postfix's `XCLIENT_README`);
@@ -232,7 +233,7 @@ impl Session {
     }
 
     pub(crate) fn set_proxy_data(&mut self, data: ProxyData) {
-        self.proxy_data = Some(data);
+        self.proxy_data = Some(Box::new(data));
     }
 
     pub(crate) fn greeted(&mut self, host_name: &str, extended: bool) {
@@ -241,16 +242,16 @@ impl Session {
     }
 
     pub(crate) fn authenticate(&mut self, mechanism: &str, auth_data: Option<AuthData>) {
-        self.auth = Some(Authenticated {
+        self.auth = Some(Box::new(Authenticated {
             mechanism: mechanism.to_owned(),
             auth_data,
-        });
+        }));
     }
 
     /// The session that follows a TLS handshake: only the client's identity carries over.
     pub(crate) fn after_tls(&mut self, tls: TlsInfo) {
         let mut next = self.successor(self.peer.clone());
-        next.tls = Some(tls);
+        next.tls = Some(Box::new(tls));
         *self = next;
     }
 
@@ -309,7 +310,7 @@ impl SessionBuilder {
 
     /// An encrypted session.
     pub fn tls(mut self, tls: TlsInfo) -> Self {
-        self.session.tls = Some(tls);
+        self.session.tls = Some(Box::new(tls));
         self
     }
 
@@ -327,7 +328,7 @@ impl SessionBuilder {
 
     /// A session behind the PROXY protocol.
     pub fn proxy_data(mut self, data: ProxyData) -> Self {
-        self.session.proxy_data = Some(data);
+        self.session.proxy_data = Some(Box::new(data));
         self
     }
 

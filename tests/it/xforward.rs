@@ -17,7 +17,10 @@ struct Recorder(Arc<Mutex<Vec<Option<XForward>>>>);
 
 impl Handler for Recorder {
     async fn handle_data(&self, _: &mut Session, envelope: &mut Envelope) -> Reply {
-        self.0.lock().unwrap().push(envelope.xforward.clone());
+        self.0
+            .lock()
+            .unwrap()
+            .push(envelope.xforward.as_deref().cloned());
         Reply::ok()
     }
 }
