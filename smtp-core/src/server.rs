@@ -244,6 +244,12 @@ async fn accept_loop<H: Handler>(
     kill: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // A listener bound to one address gives that address to every connection; only a
+    // wildcard listener needs a getsockname per connection to learn it.
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -278,7 +284,7 @@ async fn accept_loop<H: Handler>(
         };
         match admitted {
             Ok(slots) => {
-                let local = stream.local_addr().ok();
+                let local = bound.or_else(|| stream.local_addr().ok());
                 let mut connection = Connection::new(
                     shared,
                     stream,
