@@ -187,7 +187,7 @@ impl Default for ProxyProtocol {
 impl ProxyProtocol {
     /// Whether a proxy at `ip` may send a header.
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.trusted.is_empty() || self.trusted.iter().any(|net| net.contains(ip))
+        self.trusted.is_empty() || trusted(&self.trusted, ip)
     }
 }
 

@@ -32,6 +32,9 @@ pub(super) const AUTH_LINE_OVERHEAD: usize = 32;
 /// Unsent reply octets at which the connection stops executing commands and waits for the
 /// client to read (RFC 2920 §3.1 lets a server stop reading while its output is blocked).
 const MAX_UNSENT: usize = 64 * 1024;
+/// The room taken for replies when the output buffer is empty: a one-line reply or a short
+/// EHLO list fits.
+const OUT_START: usize = 256;
 
 /// How a read ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +162,11 @@ impl<S: Transport> Io<S> {
     fn write_reply(&mut self, reply: &Reply) {
         crate::metrics::reply(self.verb, reply.code());
         let from = self.outbuf.len();
+        // The buffer is given back while the connection waits (see `fill`): take room for
+        // a typical reply at once instead of growing it byte run by byte run.
+        if self.outbuf.capacity() == 0 {
+            self.outbuf.reserve(OUT_START);
+        }
         reply.write_to(&mut self.outbuf);
         if let Some(t) = &mut self.transcriber {
             t.sent(&self.outbuf[from..]);
@@ -315,10 +323,11 @@ impl<S: Transport> Io<S> {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
-        // Nothing pending: the connection may wait long for the client (what 10,000 idle
-        // connections cost), and keeps no buffer meanwhile. The read goes to a per-thread
-        // scratch buffer, and the input buffer is made as large as what arrived.
-        let idle = self.inbuf.is_empty();
+        // Waiting for a command with nothing pending: the connection may wait long for the
+        // client (what 10,000 idle connections cost), and keeps no buffer meanwhile. The read
+        // goes to a per-thread scratch buffer, and the input buffer is made as large as what
+        // arrived. A message body (`stop_on_shutdown` false) keeps its buffer between reads.
+        let idle = stop_on_shutdown && self.inbuf.is_empty();
         let spare = if idle {
             self.inbuf = Vec::new();
             if self.outbuf.is_empty() {

@@ -22,14 +22,16 @@ pub(crate) trait Transcriber: Send {
 /// The line with an AUTH initial response replaced by `****`.
 pub(crate) fn redact_auth(line: &[u8]) -> Cow<'_, [u8]> {
     let is_auth = line.len() > 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
-    let words: Vec<&[u8]> = line
-        .split(|&b| b == b' ')
-        .filter(|w| !w.is_empty())
-        .collect();
-    if !is_auth || words.len() <= 2 {
+    if !is_auth {
         return Cow::Borrowed(line);
     }
-    Cow::Owned([words[0], b" ", words[1], b" ****"].concat())
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    match (words.next(), words.next(), words.next()) {
+        (Some(verb), Some(mechanism), Some(_)) => {
+            Cow::Owned([verb, b" ", mechanism, b" ****"].concat())
+        }
+        _ => Cow::Borrowed(line),
+    }
 }
 
 #[cfg(test)]
