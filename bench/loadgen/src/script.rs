@@ -1,4 +1,5 @@
-//! Every byte the generator sends, built once before the run.
+//! Every byte the generator sends, built once before the run (each connection task then stamps
+//! its own copies with fresh Message-IDs, see `Bodies`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -48,18 +49,42 @@ impl Script {
 /// `body_end_next`, which begin with it).
 const ID_AT: usize = 90;
 
-/// A copy of `message` with the next Message-ID of this process: every message differs, as
-/// real mail does, so a server that stores identical transactions once (smtpd's JetStream
-/// hand-off de-duplicates by content) still stores each one.
-pub fn stamped(message: &[u8]) -> Vec<u8> {
+/// One connection task's copies of the message: before each send the Message-ID is
+/// overwritten in place with the next one of this process, so every message differs, as real
+/// mail does (a server that stores identical transactions once, as smtpd's JetStream hand-off
+/// de-duplicates by content, still stores each one), and nothing is allocated per message.
+pub struct Bodies {
+    end: Vec<u8>,
+    end_next: Vec<u8>,
+}
+
+impl Bodies {
+    pub fn of(script: &Script) -> Bodies {
+        Bodies {
+            end: script.body_end.clone(),
+            end_next: script.body_end_next.clone(),
+        }
+    }
+
+    /// The message and its end-of-data line, with a fresh Message-ID.
+    pub fn end(&mut self) -> &[u8] {
+        stamp(&mut self.end);
+        &self.end
+    }
+
+    /// As `end`, then the next MAIL, RCPT and DATA.
+    pub fn end_next(&mut self) -> &[u8] {
+        stamp(&mut self.end_next);
+        &self.end_next
+    }
+}
+
+fn stamp(message: &mut [u8]) {
+    use std::io::Write as _;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut copy = message.to_vec();
-    if copy.len() >= ID_AT + 16 {
-        let id = format!("{:016x}", NEXT.fetch_add(1, Ordering::Relaxed));
-        copy[ID_AT..ID_AT + 16].copy_from_slice(id.as_bytes());
-    }
-    copy
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let _ = write!(&mut message[ID_AT..ID_AT + 16], "{id:016x}");
 }
 
 /// A message of exactly `size` bytes (headers included, unless they alone are longer), in lines
@@ -97,14 +122,15 @@ mod tests {
 
     #[test]
     fn every_stamped_message_has_its_own_message_id() {
-        let m = message(1024);
-        assert_eq!(&m[ID_AT - 8..ID_AT], b"loadgen.");
-        let (a, b) = (stamped(&m), stamped(&m));
+        let script = Script::new(1024, "u", "p");
+        assert_eq!(&script.body_end[ID_AT - 8..ID_AT], b"loadgen.");
+        let mut bodies = Bodies::of(&script);
+        let a = bodies.end().to_vec();
+        let b = bodies.end().to_vec();
         assert_ne!(a, b);
-        assert_eq!(a.len(), m.len());
-        assert!(
-            a.windows(17).any(|w| w == b"0000000000000000@")
-                || b.windows(17).any(|w| w == b"0000000000000001@")
-        );
+        assert_eq!(a.len(), script.body_end.len());
+        assert_eq!(a[..ID_AT], script.body_end[..ID_AT]);
+        assert_eq!(a[ID_AT + 16..], script.body_end[ID_AT + 16..]);
+        assert!(bodies.end_next().ends_with(&script.group));
     }
 }

@@ -12,7 +12,7 @@ use tokio_rustls::TlsConnector;
 use crate::cli::Workload;
 use crate::conn::{Conn, Fail};
 use crate::scram::{self, Scram};
-use crate::script::{Script, stamped};
+use crate::script::{Bodies, Script};
 use crate::slots::Slots;
 
 /// Everything a connection task needs, fixed for the whole process.
@@ -57,12 +57,18 @@ pub async fn drive(plan: Arc<Plan>, slots: Arc<Slots>, expected: usize) -> Tally
         latencies: Vec::with_capacity(expected),
         ..Tally::default()
     };
+    let mut bodies = Bodies::of(&plan.script);
     if plan.workload.keeps_alive() {
-        keepalive(&plan, &slots, &mut t).await;
+        keepalive(&plan, &slots, &mut bodies, &mut t).await;
     } else {
         let mut scram = Scram::new(&plan.user, &plan.pass);
         while let Some(slot) = slots.take().await {
-            match timeout(plan.op_timeout, one_connection(&plan, &mut scram, &mut t)).await {
+            match timeout(
+                plan.op_timeout,
+                one_connection(&plan, &mut scram, &mut bodies, &mut t),
+            )
+            .await
+            {
                 Ok(Ok(())) => t.done(slot.start),
                 Ok(Err(e)) => t.fail(&slots, e),
                 Err(_) => t.fail(&slots, Fail("timed out".into())),
@@ -72,7 +78,7 @@ pub async fn drive(plan: Arc<Plan>, slots: Arc<Slots>, expected: usize) -> Tally
     t
 }
 
-async fn keepalive(plan: &Plan, slots: &Slots, t: &mut Tally) {
+async fn keepalive(plan: &Plan, slots: &Slots, bodies: &mut Bodies, t: &mut Tally) {
     let s = &plan.script;
     'session: while !slots.done() {
         let (mut conn, pipelining) = match timeout(plan.op_timeout, open(plan)).await {
@@ -111,11 +117,11 @@ async fn keepalive(plan: &Plan, slots: &Slots, t: &mut Tally) {
                     conn.expect("RCPT", 2).await?;
                     conn.expect("DATA", 3).await?;
                     let next = slots.take_now();
-                    conn.send(&stamped(if next.is_some() {
-                        &s.body_end_next
+                    conn.send(if next.is_some() {
+                        bodies.end_next()
                     } else {
-                        &s.body_end
-                    }))
+                        bodies.end()
+                    })
                     .await?;
                     conn.expect("end of data", 2).await?;
                     Ok::<_, Fail>(next)
@@ -143,7 +149,7 @@ async fn keepalive(plan: &Plan, slots: &Slots, t: &mut Tally) {
         }
         let pipeline = plan.pipeline && pipelining;
         while let Some(slot) = slots.take().await {
-            match timeout(plan.op_timeout, message(&mut conn, s, pipeline)).await {
+            match timeout(plan.op_timeout, message(&mut conn, s, bodies, pipeline)).await {
                 Ok(Ok(())) => t.done(slot.start),
                 Ok(Err(e)) => {
                     t.fail(slots, e);
@@ -199,6 +205,7 @@ async fn auth_plain<S: AsyncRead + AsyncWrite + Unpin>(
 async fn message<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     s: &Script,
+    bodies: &mut Bodies,
     pipeline: bool,
 ) -> Result<(), Fail> {
     if pipeline {
@@ -213,7 +220,7 @@ async fn message<S: AsyncRead + AsyncWrite + Unpin>(
         conn.send(s.data).await?;
     }
     conn.expect("DATA", 3).await?;
-    conn.send(&stamped(&s.body_end)).await?;
+    conn.send(bodies.end()).await?;
     conn.expect("end of data", 2).await
 }
 
@@ -226,7 +233,12 @@ async fn quit(mut conn: Conn<TcpStream>, s: &Script) {
     .await;
 }
 
-async fn one_connection(plan: &Plan, scram: &mut Scram, t: &mut Tally) -> Result<(), Fail> {
+async fn one_connection(
+    plan: &Plan,
+    scram: &mut Scram,
+    bodies: &mut Bodies,
+    t: &mut Tally,
+) -> Result<(), Fail> {
     let s = &plan.script;
     match plan.workload {
         Workload::ImplicitTlsAuth => {
@@ -254,7 +266,7 @@ async fn one_connection(plan: &Plan, scram: &mut Scram, t: &mut Tally) -> Result
             match plan.workload {
                 Workload::ConnAuth => auth_plain(&mut conn, s).await?,
                 Workload::Scram => auth_scram(&mut conn, scram).await?,
-                _ => message(&mut conn, s, plan.pipeline && pipelining).await?,
+                _ => message(&mut conn, s, bodies, plan.pipeline && pipelining).await?,
             }
             close(conn, s).await
         }
