@@ -4,8 +4,6 @@ use std::net::SocketAddr;
 
 use smtp_core::Handler;
 
-const NEEDS_API: &str = "--handler capture needs --api-listen ADDR, the address of its HTTP API";
-
 /// Flags of the mail catcher (`--handler capture`).
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Mail catcher (--handler capture)")]
@@ -25,19 +23,20 @@ pub struct CatcherArgs {
 }
 
 impl CatcherArgs {
-    /// Whether the flags fit the handler: `--api-listen` goes with `--handler capture`, and
-    /// only with it.
+    /// Whether the flags fit the handler: `--api-listen` goes only with `--handler capture`
+    /// (which itself refuses to start without it, in `capture`).
     pub fn check(&self, capture: bool) -> Result<(), String> {
-        match (capture, self.api_listen) {
-            (true, None) => Err(NEEDS_API.into()),
-            (false, Some(_)) => Err("--api-listen is only for --handler capture".into()),
-            _ => Ok(()),
+        if !capture && self.api_listen.is_some() {
+            return Err("--api-listen is only for --handler capture".into());
         }
+        Ok(())
     }
 
     /// The capturing handler; starts the HTTP API beside it.
     pub async fn capture(&self) -> Result<impl Handler + use<>, String> {
-        let addr = self.api_listen.ok_or(NEEDS_API)?;
+        let addr = self
+            .api_listen
+            .ok_or("--handler capture needs --api-listen ADDR, the address of its HTTP API")?;
         let clamp = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         let (handler, api) = crate::catcher::start(
             addr,

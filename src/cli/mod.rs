@@ -23,7 +23,8 @@ use smtp_core::{
     Cidr, Config, Handler, MinDataRate, ProxyProtocol, Server, StaticUsers, TlsConfig,
 };
 
-/// An SMTP server: a debugging mail catcher, a sink, or a Maildir delivery agent.
+/// An SMTP server: a debugging mail catcher, a sink, a Maildir delivery agent, a JetStream
+/// hand-off, or a mail catcher for tests with an HTTP API.
 #[derive(Parser, Debug)]
 #[command(name = "smtpd", version, about)]
 pub struct Cli {
@@ -40,7 +41,8 @@ pub struct Cli {
     #[arg(long)]
     ident: Option<String>,
     /// What to do with messages: debugging (print them), sink (drop them), maildir:DIR,
-    /// jetstream (publish them to NATS JetStream; see the --nats-* flags).
+    /// jetstream (publish them to NATS JetStream; see the --nats-* flags), capture (keep
+    /// them for an HTTP API; see --api-listen).
     #[arg(long, value_name = "HANDLER", default_value = "debugging", value_parser = parse_handler)]
     pub handler: HandlerChoice,
     /// Largest message in bytes, or `none` [default: 33554432].
