@@ -32,7 +32,7 @@ pub struct Options {
 }
 
 /// What a consumer did with one message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Written to `new/` and acknowledged.
     Stored(PathBuf),

@@ -223,31 +223,16 @@ async fn smtplib_wrong_password() {
 // ---- swaks -----------------------------------------------------------------------------------
 
 async fn swaks(addr: SocketAddr, mechanism: &str, password: &str) -> (bool, String, String) {
-    let args = [
-        "--server",
-        &addr.ip().to_string(),
-        "--port",
-        &addr.port().to_string(),
-        "--helo",
-        "client.example",
-        "--from",
-        "alice@example.com",
-        "--to",
-        "bob@example.com",
-        "--auth",
-        mechanism,
-        "--auth-user",
-        USER,
-        "--auth-password",
-        password,
-        "--header",
-        "Subject: swaks",
-        "--body",
-        &format!("Hello from swaks {mechanism}"),
-        "--timeout",
-        "10",
-    ];
-    run("swaks", args.iter().map(|a| a.to_string()).collect()).await
+    let mut command = tools::swaks_auth(addr, mechanism, USER, password);
+    command
+        .args(["--header", "Subject: swaks"])
+        .args(["--body", &format!("Hello from swaks {mechanism}")]);
+    let output = tools::run(command).await;
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]

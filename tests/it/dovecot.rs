@@ -8,7 +8,6 @@
 
 mod fixture;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::tls::Pki;
@@ -60,30 +59,8 @@ async fn plain_login(smtpd: &Smtpd, user: &str, password: &str) -> String {
 // ---- swaks -----------------------------------------------------------------------------------
 
 async fn swaks(smtpd: &Smtpd, mechanism: &str, user: &str, password: &str) -> (bool, String) {
-    let addr = smtpd.addr();
-    let mut command = Command::new("swaks");
-    command.args([
-        "--server",
-        &addr.ip().to_string(),
-        "--port",
-        &addr.port().to_string(),
-        "--helo",
-        "client.example",
-        "--from",
-        "alice@example.com",
-        "--to",
-        "bob@example.com",
-        "--auth",
-        mechanism,
-        "--auth-user",
-        user,
-        "--auth-password",
-        password,
-        "--quit-after",
-        "AUTH",
-        "--timeout",
-        "10",
-    ]);
+    let mut command = tools::swaks_auth(smtpd.addr(), mechanism, user, password);
+    command.args(["--quit-after", "AUTH"]);
     let output = tools::run(command).await;
     let text = format!(
         "{}{}",
@@ -170,23 +147,9 @@ with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as s:
 
 async fn smtplib(smtpd: &Smtpd, mode: &str, user: &str, password: &str) -> String {
     let addr = smtpd.addr();
-    let mut command = Command::new("python3");
-    command.args([
-        "-c",
-        SMTPLIB,
-        &addr.ip().to_string(),
-        &addr.port().to_string(),
-        mode,
-        user,
-        password,
-    ]);
-    let output = tools::run(command).await;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "smtplib {mode} {user}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
+    let (ok, stdout, stderr) = python(SMTPLIB, &[&ip, &port, mode, user, password]).await;
+    assert!(ok, "smtplib {mode} {user}: {stdout}{stderr}");
     stdout
 }
 

@@ -51,19 +51,12 @@ async fn spawn_consumer(
             let _ = stop_rx.await;
         };
         consumer::run(client, options, stop, move |outcome| {
-            let _ = tx.send((tag, clone(outcome)));
+            let _ = tx.send((tag, outcome.clone()));
         })
         .await
         .expect("the consumer runs");
     });
     stop_tx
-}
-
-fn clone(outcome: &consumer::Outcome) -> consumer::Outcome {
-    match outcome {
-        consumer::Outcome::Stored(p) => consumer::Outcome::Stored(p.clone()),
-        consumer::Outcome::AlreadyStored(p) => consumer::Outcome::AlreadyStored(p.clone()),
-    }
 }
 
 /// Sends `n` messages, returning the ids from the `250 … queued as <id>` replies.

@@ -46,9 +46,7 @@ async fn query(web: u16, promql: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn prometheus_scrapes_the_counts_of_a_known_load() {
-    if !tools_available()
-        || !tools::external_tool("prometheus", Command::new("prometheus").arg("--version"))
-    {
+    if !tools_available() || !tools::available("prometheus") {
         return;
     }
     let server = smtpd(&[]);
@@ -134,15 +132,6 @@ async fn haproxy_status(stats: u16, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn haproxy_binary() -> Option<String> {
-    let binary = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap_or("haproxy")
-        .to_owned();
-    tools::external_tool("haproxy", Command::new(&binary).arg("-v")).then_some(binary)
-}
-
 /// One whole SMTP transaction through `front`: connect, greeting, EHLO, one message, QUIT.
 /// `Err` says what went wrong (a refused connection, a 4xx…).
 async fn transaction(front: SocketAddr) -> Result<(), String> {
@@ -193,7 +182,7 @@ async fn haproxy_takes_a_draining_instance_out_of_rotation_without_refusals() {
     if !tools_available() {
         return;
     }
-    let Some(haproxy) = haproxy_binary() else {
+    let Some(haproxy) = tools::haproxy() else {
         return;
     };
     let draining = smtpd(&["--drain-delay", "3"]);

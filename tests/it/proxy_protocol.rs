@@ -403,14 +403,6 @@ fn log_lines_name_the_proxied_client() {
 
 // ---- HAProxy in front ----
 
-fn haproxy_binary() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join("haproxy"))
-        .find(|p| p.is_file())
-}
-
 /// Starts HAProxy with one frontend per `(send-proxy option)` relaying to `backend`, and
 /// returns it with the frontend addresses once they accept connections.
 async fn haproxy(
@@ -418,14 +410,7 @@ async fn haproxy(
     backend: SocketAddr,
     options: &[&str],
 ) -> Option<(KillOnDrop, Vec<SocketAddr>)> {
-    let Some(binary) = haproxy_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "haproxy is not installed (apt-get install haproxy); CI must run this test"
-        );
-        eprintln!("NOTICE: haproxy not installed; skipping the HAProxy test");
-        return None;
-    };
+    let binary = crate::support::tools::haproxy()?;
     let mut config = String::from(
         "global\n    maxconn 64\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n",
     );

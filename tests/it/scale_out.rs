@@ -27,13 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// One SMTP step (a reply) may take this long before the attempt counts as broken.
 const STEP: Duration = Duration::from_secs(8);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn instance(port: u16, url: &str) -> Smtpd {
     let mut command = smtpd_command();
     command
@@ -47,9 +40,7 @@ fn instance(port: u16, url: &str) -> Smtpd {
 }
 
 fn haproxy(dir: &TempDir, backends: &[u16]) -> Option<(KillOnDrop, SocketAddr)> {
-    if !tools::external_tool("haproxy", std::process::Command::new("haproxy").arg("-v")) {
-        return None;
-    }
+    let binary = tools::haproxy()?;
     let port = free_port();
     let mut config = format!(
         "global\n    maxconn 256\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    retries 3\n    option redispatch\nfrontend smtp\n    bind 127.0.0.1:{port}\n    default_backend smtpd\nbackend smtpd\n    balance roundrobin\n"
@@ -60,7 +51,7 @@ fn haproxy(dir: &TempDir, backends: &[u16]) -> Option<(KillOnDrop, SocketAddr)> 
         ));
     }
     let path = dir.write("haproxy.cfg", config);
-    let child = std::process::Command::new("haproxy")
+    let child = std::process::Command::new(binary)
         .arg("-f")
         .arg(&path)
         .arg("-db")

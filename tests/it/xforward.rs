@@ -232,14 +232,14 @@ fn postfix(dir: &TempDir, smtpd_port: u16, relay_port: u16) -> TermOnDrop {
 
 #[tokio::test]
 async fn postfix_forwards_the_original_client_of_a_relayed_message() {
-    let probe = Command::new("test")
-        .args(["-x", "/usr/lib/postfix/sbin/master"])
-        .status();
-    if !crate::support::tools::external_tool(
+    use crate::support::tools::external_tool;
+    if !external_tool(
         "postfix",
         Command::new("postconf").arg("-d").arg("mail_version"),
-    ) || !probe.is_ok_and(|s| s.success())
-    {
+    ) || !external_tool(
+        "postfix's master",
+        Command::new("test").args(["-x", "/usr/lib/postfix/sbin/master"]),
+    ) {
         return;
     }
     let (server, recorder) = start("127.0.0.1/32").await;

@@ -24,10 +24,7 @@ impl NatsServer {
         if !super::tools::available("nats-server") {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = super::free_port();
         let mut server = NatsServer {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

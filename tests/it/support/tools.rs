@@ -117,3 +117,42 @@ pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) 
     let (body, status) = text.rsplit_once('\n').expect("curl's status line");
     (status.parse().expect("a status code"), body.to_owned())
 }
+
+/// HAProxy's binary (on PATH, or in /usr/sbin or /usr/local/sbin, where Debian puts it and
+/// a non-root PATH may not look), or `None` after a notice; under `CI=true` a missing one
+/// fails the test.
+pub fn haproxy() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let binary = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join("haproxy"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| "haproxy".into());
+    external_tool("haproxy", Command::new(&binary).arg("-v")).then_some(binary)
+}
+
+/// swaks logging in to `addr` with `mechanism` as `user` (HELO `client.example`, from
+/// alice@example.com to bob@example.com, 10 s timeout); the caller adds what it needs.
+pub fn swaks_auth(
+    addr: std::net::SocketAddr,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> Command {
+    let mut swaks = Command::new("swaks");
+    swaks
+        .args(["--server", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--helo", "client.example"])
+        .args(["--from", "alice@example.com", "--to", "bob@example.com"])
+        .args([
+            "--auth",
+            mechanism,
+            "--auth-user",
+            user,
+            "--auth-password",
+            password,
+        ])
+        .args(["--timeout", "10"]);
+    swaks
+}
