@@ -166,3 +166,13 @@ pub mod __private {
         pub use std::vec::Vec;
     }
 }
+
+/// Lower-case hex of `bytes` (digests in keys, ids and CRAM-MD5 answers).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

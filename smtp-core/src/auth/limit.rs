@@ -118,8 +118,7 @@ pub(crate) fn user_fingerprint(user: &[u8]) -> String {
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
     mac.update(user);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("#{hex}")
+    format!("#{}", crate::hex(&digest[..4]))
 }
 
 #[cfg(test)]

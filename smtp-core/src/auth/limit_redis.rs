@@ -65,8 +65,7 @@ impl RedisLimiter {
             LimitKey::User(user) => {
                 // Hashed: a user-name field may hold a mistyped password.
                 let digest = sha2::Sha256::digest(user);
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                format!("{}user:{hex}", self.prefix)
+                format!("{}user:{}", self.prefix, crate::hex(&digest))
             }
         }
     }

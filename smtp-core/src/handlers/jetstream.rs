@@ -212,40 +212,39 @@ fn envelope_digest_input(envelope: &Envelope) -> Vec<u8> {
 
 /// A recipient's address, then its DSN parameters as sent, values decoded.
 fn rcpt_value(recipient: &Recipient) -> String {
+    use std::fmt::Write as _;
     let mut value = recipient.address.clone();
     if let Some(notify) = recipient.dsn.notify {
+        value.push_str(" NOTIFY=");
+        if notify.is_never() {
+            value.push_str("NEVER");
+        }
         let asked = [
             (notify.success, "SUCCESS"),
             (notify.failure, "FAILURE"),
             (notify.delay, "DELAY"),
         ];
-        let words: Vec<&str> = asked
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, w)| *w)
-            .collect();
-        let words = if words.is_empty() {
-            vec!["NEVER"]
-        } else {
-            words
-        };
-        value.push_str(" NOTIFY=");
-        value.push_str(&words.join(","));
+        for (i, (_, word)) in asked.iter().filter(|(on, _)| *on).enumerate() {
+            if i > 0 {
+                value.push(',');
+            }
+            value.push_str(word);
+        }
     }
     if let Some(orcpt) = &recipient.dsn.orcpt {
-        value.push_str(&format!(" ORCPT={};{}", orcpt.addr_type, orcpt.address));
+        let _ = write!(value, " ORCPT={};{}", orcpt.addr_type, orcpt.address);
     }
     value
 }
 
 /// The message id: the first 128 bits of the transaction's SHA-256, in hex.
 fn message_id(digest: &[u8; 32]) -> String {
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&digest[..16])
 }
 
+/// A fresh object name, for a body that goes to the object store.
 fn random_name() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&rand::random::<[u8; 16]>())
 }
 
 /// Sets `name` to `value` with line breaks replaced (NATS header values are single lines).
@@ -333,7 +332,6 @@ impl Handler for JetStream {
         BodyMode::stream(JetStreamBody::new(
             slot,
             self.objects.clone(),
-            random_name(),
             self.inline_limit(),
             &envelope_digest_input(envelope),
         ))

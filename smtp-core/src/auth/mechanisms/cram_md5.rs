@@ -39,11 +39,7 @@ impl CramMd5 {
 pub(crate) fn digest(secret: &[u8], challenge: &[u8]) -> String {
     let mut mac = <Hmac<Md5> as Mac>::new_from_slice(secret).expect("HMAC takes any key");
     mac.update(challenge);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&mac.finalize().into_bytes())
 }
 
 impl AuthMechanism for CramMd5 {

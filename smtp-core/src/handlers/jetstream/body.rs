@@ -60,7 +60,6 @@ impl Drop for Upload {
 pub(super) struct JetStreamBody {
     slot: Slot,
     objects: ObjectStore,
-    object_name: String,
     inline_limit: usize,
     memory: Vec<u8>,
     upload: Option<Upload>,
@@ -73,7 +72,6 @@ impl JetStreamBody {
     pub(super) fn new(
         slot: Slot,
         objects: ObjectStore,
-        object_name: String,
         inline_limit: usize,
         envelope: &[u8],
     ) -> JetStreamBody {
@@ -82,7 +80,6 @@ impl JetStreamBody {
         JetStreamBody {
             slot,
             objects,
-            object_name,
             inline_limit,
             memory: Vec::new(),
             upload: None,
@@ -94,7 +91,7 @@ impl JetStreamBody {
     fn start_upload(&mut self) -> Upload {
         let (pipe, mut reader) = tokio::io::duplex(PIPE_CAPACITY);
         let objects = self.objects.clone();
-        let name = self.object_name.clone();
+        let name = super::random_name();
         let task = tokio::spawn(async move { objects.put(name.as_str(), &mut reader).await });
         Upload { pipe, task }
     }
@@ -104,20 +101,20 @@ impl BodySink for JetStreamBody {
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.size += chunk.len();
         self.digest.update(chunk);
-        if self.upload.is_none() && self.memory.len() + chunk.len() <= self.inline_limit {
-            self.memory.extend_from_slice(chunk);
-            return Ok(());
-        }
-        if self.upload.is_none() {
-            let mut upload = self.start_upload();
-            let memory = std::mem::take(&mut self.memory);
-            upload.pipe.write_all(&memory).await?;
-            self.upload = Some(upload);
-        }
-        match &mut self.upload {
-            Some(upload) => upload.pipe.write_all(chunk).await,
-            None => Ok(()),
-        }
+        let upload = match &mut self.upload {
+            Some(upload) => upload,
+            None if self.memory.len() + chunk.len() <= self.inline_limit => {
+                self.memory.extend_from_slice(chunk);
+                return Ok(());
+            }
+            None => {
+                // Over the limit: what was kept goes first into the object store.
+                let mut upload = self.start_upload();
+                upload.pipe.write_all(&std::mem::take(&mut self.memory)).await?;
+                self.upload.insert(upload)
+            }
+        };
+        upload.pipe.write_all(chunk).await
     }
 
     async fn finish(&mut self) -> std::io::Result<()> {
