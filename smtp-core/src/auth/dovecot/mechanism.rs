@@ -51,12 +51,13 @@ impl AuthMechanism for DovecotMechanism {
         args: AuthArgs,
     ) -> Result<AuthResult, AuthAbort> {
         let info = client_info(server.session());
-        let mut step = 0;
+        // PLAIN and LOGIN name the user in the client's first message.
+        let mut first = true;
         let initial = match &args.initial_response {
             Some(response) => {
                 let decoded = server.decode_initial_response(response)?;
-                self.claim(server, step, &decoded).await?;
-                step += 1;
+                self.claim(server, first, &decoded).await?;
+                first = false;
                 Some(BASE64.encode(decoded))
             }
             None => None,
@@ -98,8 +99,8 @@ impl AuthMechanism for DovecotMechanism {
                 return Ok(temporary_failure());
             };
             let answer = server.challenge_auth(challenge, true).await?;
-            self.claim(server, step, &answer).await?;
-            step += 1;
+            self.claim(server, first, &answer).await?;
+            first = false;
             if request.cont(&BASE64.encode(answer)).await.is_err() {
                 return Ok(temporary_failure());
             }
@@ -113,12 +114,12 @@ impl DovecotMechanism {
     async fn claim(
         &self,
         server: &mut AuthServer<'_>,
-        step: usize,
+        first: bool,
         data: &[u8],
     ) -> Result<(), AuthAbort> {
-        let user = match (self.name.to_ascii_uppercase().as_str(), step) {
-            ("PLAIN", 0) => data.split(|b| *b == 0).nth(1),
-            ("LOGIN", 0) => Some(data),
+        let user = match first {
+            true if self.name.eq_ignore_ascii_case("PLAIN") => data.split(|b| *b == 0).nth(1),
+            true if self.name.eq_ignore_ascii_case("LOGIN") => Some(data),
             _ => None,
         };
         match user.filter(|u| !u.is_empty()) {

@@ -4,6 +4,7 @@
 //! Every line is `NAME TAB param TAB …` ending in LF; values use Dovecot's tab-escaping
 //! (`\x01` followed by `0 1 t r n`).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -256,8 +257,11 @@ pub(crate) fn cancel(id: u32) -> String {
     format!("CANCEL\t{id}\n")
 }
 
-/// Dovecot's tab-escaping of a value.
-pub(crate) fn escape(value: &str) -> String {
+/// Dovecot's tab-escaping of a value; borrowed when nothing needs escaping (base64, names).
+pub(crate) fn escape(value: &str) -> Cow<'_, str> {
+    if !value.contains(['\0', '\x01', '\t', '\r', '\n']) {
+        return Cow::Borrowed(value);
+    }
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -269,7 +273,7 @@ pub(crate) fn escape(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Undoes [`escape`]; an escape of any other character stands for that character.

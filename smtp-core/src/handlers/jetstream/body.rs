@@ -110,7 +110,10 @@ impl BodySink for JetStreamBody {
             None => {
                 // Over the limit: what was kept goes first into the object store.
                 let mut upload = self.start_upload();
-                upload.pipe.write_all(&std::mem::take(&mut self.memory)).await?;
+                upload
+                    .pipe
+                    .write_all(&std::mem::take(&mut self.memory))
+                    .await?;
                 self.upload.insert(upload)
             }
         };
