@@ -173,7 +173,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
                 Some(chunk) => return Next::Bdat(chunk),
                 None => replies::syntax(Verb::Bdat, false),
             },
-            Verb::Xclient => return self.xclient(arg),
+            Verb::Xclient => self.xclient(arg),
             Verb::Xforward => self.xforward(arg),
             Verb::Unknown => unreachable!("unknown verbs are answered before dispatch"),
         };

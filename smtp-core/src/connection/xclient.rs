@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use tracing::{debug, info};
 
-use super::{Connection, Next};
+use super::Connection;
 use crate::config::{Cidr, Config, trusted};
 use crate::handler::Handler;
 use crate::proto::xclient::{Attr, HeloProto, XClient, parse_xclient};
@@ -35,25 +35,27 @@ impl Trust {
 }
 
 impl<H: Handler, S: Transport> Connection<H, S> {
-    pub(super) fn xclient(&mut self, arg: Option<&str>) -> Next {
+    /// XCLIENT: a trusted proxy names the client; the session starts again as that
+    /// client's, with a new greeting. A `421` (its address over the per-address limit) closes
+    /// the connection, as every `421` does.
+    pub(super) fn xclient(&mut self, arg: Option<&str>) -> Reply {
         if self.phase.in_transaction() {
-            return self.reply(replies::AUTH_IN_TRANSACTION);
+            return replies::AUTH_IN_TRANSACTION;
         }
         if !self.trust.xclient {
             info!("XCLIENT from an unauthorized client");
-            return self.reply(replies::INSUFFICIENT_AUTHORIZATION);
+            return replies::INSUFFICIENT_AUTHORIZATION;
         }
         let xclient = match parse_xclient(arg) {
             Ok(xclient) => xclient,
-            Err(error) => return self.reply(replies::bad_attribute(Verb::Xclient, &error)),
+            Err(error) => return replies::bad_attribute(Verb::Xclient, &error),
         };
         let peer = self.xclient_peer(&xclient);
         if let Some(addr) = peer.addr()
             && let Err(reply) = self.budget.admit_proxied(addr.ip(), &self.shared.config)
         {
             info!(client = %peer, "{}", reply.text());
-            self.io.push(&reply);
-            return Next::Close;
+            return reply;
         }
         let extended = match xclient.proto.as_ref().and_then(Attr::known) {
             Some(proto) => *proto == HeloProto::Esmtp,
@@ -76,7 +78,7 @@ impl<H: Handler, S: Transport> Connection<H, S> {
         self.session
             .after_xclient(peer, greeted, login.as_deref(), xclient);
         let config = &self.shared.config;
-        self.reply(replies::greeting(&config.hostname, &config.ident))
+        replies::greeting(&config.hostname, &config.ident)
     }
 
     /// XFORWARD: the next message's original client, added to what earlier XFORWARD
@@ -115,10 +117,5 @@ impl<H: Handler, S: Transport> Connection<H, S> {
             Some(ip) => Peer::Tcp(SocketAddr::new(ip, port)),
             None => Peer::Local,
         }
-    }
-
-    fn reply(&mut self, reply: Reply) -> Next {
-        self.io.push(&reply);
-        Next::Continue
     }
 }
