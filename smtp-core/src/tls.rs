@@ -268,7 +268,7 @@ impl Resumption {
                 config.send_tls13_tickets = 0;
             }
             Resumption::Tickets => {
-                config.ticketer = rustls::crypto::ring::Ticketer::new()
+                config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
                     .map_err(|e| TlsError(format!("TLS session tickets: {e}")))?;
                 config.session_storage = ServerSessionMemoryCache::new(DEFAULT_SESSION_CACHE);
                 config.send_tls13_tickets = 1;
@@ -309,7 +309,7 @@ impl TlsConfigBuilder {
 
     /// Reads the files and builds the configuration.
     pub fn build(self) -> Result<TlsConfig, TlsError> {
-        let provider = Arc::new(prefer_sha256(rustls::crypto::ring::default_provider()));
+        let provider = Arc::new(prefer_sha256(rustls::crypto::aws_lc_rs::default_provider()));
         let key = FileCert::load(&self.cert, &self.key, &provider)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -466,7 +466,7 @@ mod tests {
     fn key_error(name: &str, contents: &str) -> String {
         let cert = file(&format!("{name}-cert"), CERT);
         let key = file(name, contents);
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let error = FileCert::load(&cert, &key, &provider)
             .unwrap_err()
             .to_string();

@@ -158,7 +158,7 @@ impl Pki {
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
         rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
+            rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_protocol_versions(versions)
         .expect("client protocol versions")
@@ -197,7 +197,7 @@ impl Pki {
     pub fn rustls_server_config(&self) -> Arc<rustls::ServerConfig> {
         Arc::new(
             rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
+                rustls::crypto::aws_lc_rs::default_provider(),
             ))
             .with_safe_default_protocol_versions()
             .expect("server protocol versions")
