@@ -34,7 +34,7 @@ WORKLOADS = [
     ("implicit-tls-auth", "implicit TLS + AUTH PLAIN per connection"),
     ("scram", "connect + EHLO + AUTH SCRAM-SHA-256 + QUIT"),
 ]
-PEERS = [ME, "smtpd-metrics", "smtpd-jetstream", "smtp-sink", "go-smtp", "smtp-server", "aiosmtpd"]
+PEERS = [ME, "smtpd-metrics", "smtpd-jetstream", "floor", "smtp-sink", "go-smtp", "smtp-server", "aiosmtpd"]
 
 
 def load(path):
@@ -233,6 +233,12 @@ def report(out):
     target("p99 latency at 80 % load", "p80", "p99", "p80", "smtp-sink", "<= 1.0x", False)
     target("connect+EHLO+AUTH PLAIN+QUIT: CPU per connection", "conn-auth", "cpu", "conn-auth",
            "go-smtp", "<= 0.5x", False)
+    floor, go = c.get(("floor", "conn-auth")), c.get(("go-smtp", "conn-auth"))
+    if floor is not None and go is not None and go.cpu:
+        p.append(f"| (reference) the floor, canned replies only: CPU per connection | "
+                 f"floor {fmt(floor.cpu, 1)} | go-smtp conn-auth: {fmt(go.cpu, 1)} | "
+                 f"{fmt(ratio(floor.cpu, go.cpu), 2)} | - | the least a tokio server costs here"
+                 f"{' (an upper bound: gen-bound)' if floor.gen_bound else ''} |")
     target("STARTTLS+AUTH: CPU per connection", "starttls-auth", "cpu", "starttls-auth",
            "go-smtp", "<= 0.6x", False)
     target("implicit TLS+AUTH: CPU per connection", "implicit-tls-auth", "cpu",

@@ -9,7 +9,8 @@
 # As root it installs what is missing (postfix for smtp-sink, not configured and not started;
 # Go and Debian's go-smtp/go-sasl; node and npm; aiosmtpd; nats-server for the peer
 # `smtpd-jetstream`, smtpd handing each message to JetStream before `250`; `smtpd-metrics` is
-# smtpd with its Prometheus recorder on), then builds smtpd, bench/loadgen and
+# smtpd with its Prometheus recorder on; `floor` is bench/loadgen's canned-reply server, the
+# least any tokio server can cost), then builds smtpd, bench/loadgen and
 # the go-smtp peer, and installs the node peer under $BENCH_WORK. Each server runs pinned to
 # CPU 0 and the generator to CPU 1, with a fresh server per workload, peer and rep. Everything
 # stays on 127.0.0.1; every run is bounded in count and time; servers are stopped by process
@@ -25,7 +26,7 @@ TLS_PORT=${TLS_PORT:-2465}
 PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle
-ALL_PEERS=smtpd,smtpd-metrics,smtpd-jetstream,smtp-sink,go-smtp,smtp-server,aiosmtpd
+ALL_PEERS=smtpd,smtpd-metrics,smtpd-jetstream,floor,smtp-sink,go-smtp,smtp-server,aiosmtpd
 INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --peers) PEERS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -72,7 +73,7 @@ if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
 fi
 
 # 2. The peers that can run here.
-avail=(smtpd smtpd-metrics)
+avail=(smtpd smtpd-metrics floor)
 command -v nats-server >/dev/null && avail+=(smtpd-jetstream)
 command -v smtp-sink >/dev/null && avail+=(smtp-sink)
 [ -d /usr/share/gocode/src/github.com/emersion/go-smtp ] && command -v go >/dev/null && avail+=(go-smtp)
@@ -93,6 +94,7 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin smtpd
 CARGO_TARGET_DIR=$TARGET cargo build --release --quiet --manifest-path "$ROOT/bench/loadgen/Cargo.toml"
 SMTPD_BIN=$TARGET/release/smtpd
 LOADGEN=$TARGET/release/loadgen
+FLOOR=$TARGET/release/floor
 if has "$RUN_PEERS" go-smtp; then
   (cd "$ROOT/bench/peers/gosmtp" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off \
     GOCACHE="$WORK/gocache" go build -o "$WORK/gosink" main.go)
@@ -127,6 +129,7 @@ server_cmd() {  # peer, kind -> the command, or nothing if the peer has no such 
     smtpd-metrics/plain) echo "$SMTPD --no-auth-require-tls --metrics-listen 127.0.0.1:0" ;;
     smtpd-jetstream/plain) echo "${SMTPD/--handler sink/--handler jetstream} --no-auth-require-tls --nats-url nats://127.0.0.1:$NATS_PORT --nats-stream BENCH --nats-subject bench.in" ;;
     smtpd/tls) echo "$SMTPD --tls-cert $TLS/cert.pem --tls-key $TLS/key.pem --implicit-tls-listen 127.0.0.1:$TLS_PORT" ;;
+    floor/plain) echo "$FLOOR --addr 127.0.0.1:$PORT" ;;
     smtp-sink/plain) echo "smtp-sink -u nobody -m 4096 127.0.0.1:$PORT 1024" ;;
     go-smtp/plain) echo "$WORK/gosink -addr 127.0.0.1:$PORT" ;;
     go-smtp/tls) echo "$WORK/gosink -addr 127.0.0.1:$PORT -cert $TLS/cert.pem -key $TLS/key.pem -implicit-addr 127.0.0.1:$TLS_PORT -insecure-auth=false" ;;
@@ -139,14 +142,16 @@ kind_of() {
     starttls-auth|starttls-resume|implicit-tls-auth) echo tls ;;
     scram) echo scram ;;
     idle) [ "$2" = smtpd ] && echo plain ;;   # memory of idle connections: smtpd only
-    keepalive|keepalive-pipe|conn-per-msg|big) echo plain ;;
-    *) [[ "$2" == smtpd-* ]] && return 1; echo plain ;;   # smtpd variants: message workloads only
+    keepalive|keepalive-pipe|conn-per-msg|big) [ "$1/$2" != big/floor ] && echo plain ;;
+    # smtpd variants: the message workloads only; the floor: those and conn-auth
+    conn-auth) [[ "$2" == smtpd-* ]] && return 1; echo plain ;;
+    *) [[ "$2" == smtpd-* || "$2" == floor ]] && return 1; echo plain ;;
   esac
 }
 
 # 6. Counts. A run stops at its count or after DUR seconds, whichever comes first.
 if [ "$QUICK" = 1 ]; then K=1000 KW=100 C=500 CW=20 T=200 DUR=10 BIGN=4 IDLE=200 RAMP="--rate 2000 --ramp-factor 2 --ramp-step-secs 0.2" P80S=0.5
-else K=100000 KW=2000 C=20000 CW=500 T=5000 DUR=15 BIGN=100 IDLE=10000 RAMP="--rate 5000 --ramp-factor 1.25 --ramp-step-secs 1" P80S=3; fi
+else K=100000 KW=2000 C=20000 CW=500 T=5000 DUR=15 BIGN=100 IDLE=10000 RAMP="--rate 5000 --ramp-factor 1.25 --ramp-step-secs 1" P80S=5; fi
 G="--concurrency 20 --duration $DUR --op-timeout 10"
 args_of() {  # workload -> loadgen arguments (p80 is computed at run time)
   case $1 in
