@@ -5,6 +5,7 @@
 #   bench/run.sh --quick                       # smoke test: tiny counts, 1 rep, smtpd (+ smtp-sink)
 #   bench/run.sh --reps 3 --workloads keepalive,keepalive-pipe --peers smtpd,smtp-sink,go-smtp
 #   bench/run.sh --no-install                  # use only what is already installed
+#   bench/run.sh --cert rsa                    # TLS rows with an RSA-2048 certificate (default: ec)
 #
 # As root it installs what is missing (postfix for smtp-sink, not configured and not started;
 # Go and Debian's go-smtp/go-sasl; node and npm; aiosmtpd; nats-server for the peer
@@ -27,7 +28,7 @@ PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle
 ALL_PEERS=smtpd,smtpd-metrics,smtpd-jetstream,floor,smtp-sink,go-smtp,smtp-server,aiosmtpd
-INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT=""
+INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT="" CERT=ec
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1; shift ;;
@@ -36,13 +37,15 @@ while [ $# -gt 0 ]; do
     --peers) PEERS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --cert) CERT=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 has() { [[ ",$1," == *",$2,"* ]]; }
 for w in ${WORKLOADS//,/ }; do has "$ALL_WORKLOADS" "$w" || { echo "unknown workload $w" >&2; exit 2; }; done
 for p in ${PEERS//,/ }; do has "$ALL_PEERS" "$p" || { echo "unknown peer $p" >&2; exit 2; }; done
+case $CERT in ec|rsa) ;; *) echo "--cert: ec or rsa, not $CERT" >&2; exit 2 ;; esac
 [ -z "$PEERS" ] && [ "$QUICK" = 1 ] && PEERS=smtpd,smtp-sink
 PEERS=${PEERS:-$ALL_PEERS}
 
@@ -106,14 +109,19 @@ if has "$RUN_PEERS" smtp-server; then
     (cd "$WORK/node" && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 
-# 4. A CA and a server certificate signed by it (ECDSA P-256), made fresh for each run.
+# 4. A CA and a server certificate signed by it (ECDSA P-256, or RSA-2048 with --cert rsa),
+#    made fresh for each run.
 OUT=${OUT:-$WORK/results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 TLS=$OUT/tls
 mkdir -p "$TLS"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=loadgen-ca -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+case $CERT in
+  ec) leaf=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+  rsa) leaf=(-newkey rsa:2048) ;;
+esac
+openssl req "${leaf[@]}" -nodes -subj /CN=localhost \
   -keyout "$TLS/key.pem" -out "$TLS/req.csr" 2>/dev/null
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/ext.cnf"
 openssl x509 -req -in "$TLS/req.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
@@ -226,7 +234,7 @@ EOF
 {
   echo "date: $(date -u +%FT%TZ)"; echo "host: $(uname -srm), $(nproc) CPUs"
   echo "smtpd: $("$SMTPD_BIN" --version)"; echo "peers: ${run_peers[*]}"
-  echo "workloads: $WORKLOADS; reps: $REPS; quick: $QUICK"
+  echo "workloads: $WORKLOADS; reps: $REPS; quick: $QUICK; TLS certificate: $CERT"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta.txt"
 echo "== results in $OUT (peers: ${run_peers[*]})"
