@@ -131,6 +131,8 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
         eprintln!("smtpd metrics on http://{bound}/metrics");
     }
     let tls = config.tls.clone();
+    // Before the listening line: a supervisor may signal as soon as it reads that line.
+    let mut signals = Signals::install();
     let server = cli.mechanisms(Server::new(handler, config))?;
     let mut server = cli.dovecot.register(server).await?;
     for addr in &cli.listen {
@@ -159,7 +161,7 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
         .chain(unix.map(ToString::to_string))
         .collect();
     eprintln!("smtpd listening on {}", addrs.join(", "));
-    if wait_for_signal(tls).await == Stop::Drain {
+    if signals.next_stop(tls.as_ref()).await == Stop::Drain {
         // Health checks fail at once; connections are still accepted until the load
         // balancer has seen that, then the server stops as on SIGINT.
         status.draining();
@@ -168,7 +170,7 @@ async fn serve<H: Handler>(cli: &Cli, handler: H) -> Result<(), String> {
         // A SIGINT during the delay skips the rest of it.
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = tokio::signal::ctrl_c() => {}
+            () = signals.interrupt() => {}
         }
     }
     handle.shutdown().await;
@@ -184,21 +186,49 @@ enum Stop {
     Drain,
 }
 
-/// Waits for SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate and key, so renewed
-/// certificates are served without a restart.
-async fn wait_for_signal(tls: Option<TlsConfig>) -> Stop {
+/// The signals that stop the server or reload its certificate, registered once before the
+/// server says it is listening: a signal that arrives before its handler is registered gets
+/// the default action, and SIGTERM's default kills the process without a drain.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
+    unix: Option<UnixSignals>,
+}
+
+#[cfg(unix)]
+struct UnixSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = (|| {
+                Some(UnixSignals {
+                    interrupt: signal(SignalKind::interrupt()).ok()?,
+                    terminate: signal(SignalKind::terminate()).ok()?,
+                    hangup: signal(SignalKind::hangup()).ok()?,
+                })
+            })();
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate and key meanwhile, so
+    /// renewed certificates are served without a restart.
+    async fn next_stop(&mut self, tls: Option<&TlsConfig>) -> Stop {
+        #[cfg(unix)]
+        if let Some(unix) = &mut self.unix {
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return Stop::Now,
-                    _ = term.recv() => return Stop::Drain,
-                    _ = hup.recv() => match tls.as_ref().map(TlsConfig::reload) {
+                    _ = unix.interrupt.recv() => return Stop::Now,
+                    _ = unix.terminate.recv() => return Stop::Drain,
+                    _ = unix.hangup.recv() => match tls.map(TlsConfig::reload) {
                         Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
                         Some(Err(e)) => tracing::error!("TLS certificate not reloaded: {e}"),
                         None => tracing::info!("SIGHUP ignored: no TLS certificate to reload"),
@@ -206,8 +236,18 @@ async fn wait_for_signal(tls: Option<TlsConfig>) -> Stop {
                 }
             }
         }
+        let _ = tls;
+        self.interrupt().await;
+        Stop::Now
     }
-    let _ = tls;
-    let _ = tokio::signal::ctrl_c().await;
-    Stop::Now
+
+    /// Waits for SIGINT.
+    async fn interrupt(&mut self) {
+        #[cfg(unix)]
+        if let Some(unix) = &mut self.unix {
+            unix.interrupt.recv().await;
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
