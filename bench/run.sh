@@ -26,7 +26,7 @@ PORT=${PORT:-2525}
 TLS_PORT=${TLS_PORT:-2465}
 PY=${PYTHON:-python3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle
+ALL_WORKLOADS=keepalive,keepalive-pipe,keepalive-auth,p80,ramp,conn-per-msg,conn-auth,big,starttls-auth,starttls-resume,implicit-tls-auth,scram,idle,syscalls
 ALL_PEERS=smtpd,smtpd-metrics,smtpd-jetstream,floor,smtp-sink,go-smtp,smtp-server,aiosmtpd
 INSTALL=1 QUICK=0 REPS=5 WORKLOADS=$ALL_WORKLOADS PEERS="" OUT="" CERT=ec
 while [ $# -gt 0 ]; do
@@ -64,6 +64,7 @@ if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
   fi
   if has "$PEERS" smtpd-jetstream && ! command -v nats-server >/dev/null; then apt+=(nats-server); fi
   command -v openssl >/dev/null || apt+=(openssl)
+  if has "$WORKLOADS" syscalls && ! command -v strace >/dev/null; then apt+=(strace); fi
   if [ ${#apt[@]} -gt 0 ]; then
     apt-get update -q
     # "No configuration": no main.cf, and postfix is not started (smtp-sink is all we use).
@@ -149,7 +150,7 @@ kind_of() {
   case $1 in
     starttls-auth|starttls-resume|implicit-tls-auth) echo tls ;;
     scram) echo scram ;;
-    idle) [ "$2" = smtpd ] && echo plain ;;   # memory of idle connections: smtpd only
+    idle|syscalls) [ "$2" = smtpd ] && echo plain ;;   # memory, system calls: smtpd only
     keepalive|keepalive-pipe|conn-per-msg|big) [ "$1/$2" != big/floor ] && echo plain ;;
     # smtpd variants: the message workloads only; the floor: those and conn-auth
     conn-auth) [[ "$2" == smtpd-* ]] && return 1; echo plain ;;
@@ -158,8 +159,8 @@ kind_of() {
 }
 
 # 6. Counts. A run stops at its count or after DUR seconds, whichever comes first.
-if [ "$QUICK" = 1 ]; then K=1000 KW=100 C=500 CW=20 T=200 DUR=10 BIGN=4 IDLE=200 RAMP="--rate 2000 --ramp-factor 2 --ramp-step-secs 0.2" P80S=0.5
-else K=100000 KW=2000 C=20000 CW=500 T=5000 DUR=15 BIGN=100 IDLE=10000 RAMP="--rate 5000 --ramp-factor 1.25 --ramp-step-secs 1" P80S=5; fi
+if [ "$QUICK" = 1 ]; then K=1000 KW=100 C=500 CW=20 T=200 DUR=10 BIGN=4 IDLE=200 RAMP="--rate 2000 --ramp-factor 2 --ramp-step-secs 0.2" P80S=0.5 SYSN=1000
+else K=100000 KW=2000 C=20000 CW=500 T=5000 DUR=15 BIGN=100 IDLE=10000 RAMP="--rate 5000 --ramp-factor 1.25 --ramp-step-secs 1" P80S=5 SYSN=20000; fi
 G="--concurrency 20 --duration $DUR --op-timeout 10"
 args_of() {  # workload -> loadgen arguments (p80 is computed at run time)
   case $1 in
@@ -255,6 +256,28 @@ for rep in $(seq 1 "$REPS"); do
         stop_server
         continue
       fi
+      if [ "$w" = syscalls ]; then
+        # The pipelined workload with the server under strace -c: a slower server, but counts
+        # are what is wanted. Warm-up 0, so that every message the server saw is counted.
+        command -v strace >/dev/null || { echo "syscalls: strace is not installed: skipped" >&2; continue; }
+        trace=$OUT/$p.syscalls.$rep.txt
+        start_server "$p" "strace -f -c -q -o $trace $cmd" || { fail "$p/$w/$rep: server did not start"; continue; }
+        # shellcheck disable=SC2086  # word lists on purpose
+        if ! timeout 300 $PIN_G "$LOADGEN" keepalive --pipeline -n "$SYSN" --warmup 0 $G \
+            --addr "127.0.0.1:$PORT" --label "$p/$w/$rep" >"$OUT/$p.syscalls.$rep.json" 2>>"$OUT/loadgen.log"; then
+          fail "$p/$w/$rep: loadgen exit status $?"
+        fi
+        stop_server   # strace writes its summary as the server exits
+        sent=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["count"] if not r["failures"] else "")' \
+          "$OUT/$p.syscalls.$rep.json" 2>/dev/null || true)
+        if [ -n "$sent" ] && [ -s "$trace" ]; then
+          "$PY" "$ROOT/bench/loadgen_report.py" --strace "$trace" "$p/$w/$rep" "$sent" >>"$OUT/syscalls.jsonl"
+          echo "$p/$w/$rep: $sent messages traced ($trace)"
+        else
+          fail "$p/$w/$rep: no strace summary or failed messages"
+        fi
+        continue
+      fi
       addr="--addr 127.0.0.1:$PORT"
       [ "$w" = implicit-tls-auth ] && addr="--addr 127.0.0.1:$TLS_PORT"
       if [ "$w" = p80 ]; then
@@ -287,4 +310,4 @@ if [ "$FAILED" = 1 ]; then
 fi
 echo "== report: $OUT/report.md"
 }
-main "$@"
+main "$@"; exit  # read to here before running: an edit during a run cannot reach bash
