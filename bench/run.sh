@@ -159,7 +159,7 @@ kind_of() {
 }
 
 # 6. Counts. A run stops at its count or after DUR seconds, whichever comes first.
-if [ "$QUICK" = 1 ]; then K=1000 KW=100 C=500 CW=20 T=200 DUR=10 BIGN=4 IDLE=200 RAMP="--rate 2000 --ramp-factor 2 --ramp-step-secs 0.2" P80S=0.5 SYSN=1000
+if [ "$QUICK" = 1 ]; then K=1000 KW=100 C=500 CW=20 T=200 DUR=10 BIGN=4 IDLE=200 RAMP="--rate 2000 --ramp-factor 2 --ramp-step-secs 0.2" P80S=0.5 SYSN=5000
 else K=100000 KW=2000 C=20000 CW=500 T=5000 DUR=15 BIGN=100 IDLE=10000 RAMP="--rate 5000 --ramp-factor 1.25 --ramp-step-secs 1" P80S=5 SYSN=20000; fi
 G="--concurrency 20 --duration $DUR --op-timeout 10"
 args_of() {  # workload -> loadgen arguments (p80 is computed at run time)
