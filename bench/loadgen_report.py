@@ -11,9 +11,9 @@ core while the server's was under 90 %: the throughput is then the generator's, 
 marked and used for no ratio.
 
   bench/loadgen_report.py --line < one.json     # one run as one line, for run.sh's progress
-  bench/loadgen_report.py --strace FILE LABEL MESSAGES
-                                                # strace -c's summary of a server that took
-                                                # MESSAGES messages, as one JSON line
+  bench/loadgen_report.py --strace TRACE RUN    # strace -c's summary TRACE of the server
+                                                # during loadgen's run RUN (its JSON line), as
+                                                # one JSON line; exit 1 if a message failed
 """
 import json
 import os
@@ -133,11 +133,10 @@ def cells(rows):
 
 READS = ("read", "readv", "recvfrom", "recvmsg")
 WRITES = ("write", "writev", "sendto", "sendmsg")
-POLLS = ("epoll_wait", "epoll_pwait", "epoll_pwait2")
 
 
-def strace_summary(path, label, messages):
-    """strace -c's table (calls and errors per system call) as one JSON object."""
+def strace_summary(path, run):
+    """strace -c's table (calls and errors per system call) with the run's label and count."""
     calls, errors = {}, {}
     with open(path) as f:
         for raw in f:
@@ -149,7 +148,7 @@ def strace_summary(path, label, messages):
             calls[name] = int(cols[3])
             if len(cols) == 6 and cols[4].isdigit():
                 errors[name] = int(cols[4])
-    return {"label": label, "messages": messages, "calls": calls, "errors": errors}
+    return {"label": run["label"], "messages": run["count"], "calls": calls, "errors": errors}
 
 
 def per_message(s, names, table="calls"):
@@ -326,8 +325,11 @@ def report(out):
 
 
 def main():
-    if sys.argv[1:2] == ["--strace"] and len(sys.argv) == 5:
-        print(json.dumps(strace_summary(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    if sys.argv[1:2] == ["--strace"] and len(sys.argv) == 4:
+        runs = load(sys.argv[3])
+        if len(runs) != 1 or runs[0]["failures"] or not runs[0]["count"]:
+            sys.exit(f"{sys.argv[3]}: not one run without failures")
+        print(json.dumps(strace_summary(sys.argv[2], runs[0])))
         return
     if sys.argv[1:] == ["--line"]:
         for raw in sys.stdin:

@@ -175,6 +175,8 @@ args_of() {  # workload -> loadgen arguments (p80 is computed at run time)
     starttls-resume) echo "starttls-auth --resume --ca $TLS/ca.pem -n $T --warmup $CW $G" ;;
     implicit-tls-auth) echo "implicit-tls-auth --ca $TLS/ca.pem -n $T --warmup $CW $G" ;;
     scram) echo "scram -n $T --warmup $CW $G" ;;
+    # Warm-up 0, so that every message the traced server saw is counted.
+    syscalls) echo "keepalive --pipeline -n $SYSN --warmup 0 $G" ;;
   esac
 }
 
@@ -258,23 +260,18 @@ for rep in $(seq 1 "$REPS"); do
       fi
       if [ "$w" = syscalls ]; then
         # The pipelined workload with the server under strace -c: a slower server, but counts
-        # are what is wanted. Warm-up 0, so that every message the server saw is counted.
+        # are what is wanted.
         command -v strace >/dev/null || { echo "syscalls: strace is not installed: skipped" >&2; continue; }
-        trace=$OUT/$p.syscalls.$rep.txt
+        trace=$OUT/$p.syscalls.$rep.txt run=$OUT/$p.syscalls.$rep.json
         start_server "$p" "strace -f -c -q -o $trace $cmd" || { fail "$p/$w/$rep: server did not start"; continue; }
         # shellcheck disable=SC2086  # word lists on purpose
-        if ! timeout 300 $PIN_G "$LOADGEN" keepalive --pipeline -n "$SYSN" --warmup 0 $G \
-            --addr "127.0.0.1:$PORT" --label "$p/$w/$rep" >"$OUT/$p.syscalls.$rep.json" 2>>"$OUT/loadgen.log"; then
-          fail "$p/$w/$rep: loadgen exit status $?"
-        fi
+        timeout 300 $PIN_G "$LOADGEN" $(args_of syscalls) --addr "127.0.0.1:$PORT" \
+          --label "$p/$w/$rep" >"$run" 2>>"$OUT/loadgen.log" || fail "$p/$w/$rep: loadgen exit status $?"
         stop_server   # strace writes its summary as the server exits
-        sent=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["count"] if not r["failures"] else "")' \
-          "$OUT/$p.syscalls.$rep.json" 2>/dev/null || true)
-        if [ -n "$sent" ] && [ -s "$trace" ]; then
-          "$PY" "$ROOT/bench/loadgen_report.py" --strace "$trace" "$p/$w/$rep" "$sent" >>"$OUT/syscalls.jsonl"
-          echo "$p/$w/$rep: $sent messages traced ($trace)"
+        if "$PY" "$ROOT/bench/loadgen_report.py" --strace "$trace" "$run" >>"$OUT/syscalls.jsonl"; then
+          echo "$p/$w/$rep: traced ($trace)"
         else
-          fail "$p/$w/$rep: no strace summary or failed messages"
+          fail "$p/$w/$rep: no strace summary of a run without failures"
         fi
         continue
       fi

@@ -129,8 +129,14 @@ async fn loadgen_report_judges_targets_from_medians() {
          100.00    0.020000           9      2124        20 total\n",
     )
     .unwrap();
-    let trace = trace.display().to_string();
-    let args = ["--strace", &trace, "smtpd/syscalls/1", "1000"].map(String::from);
+    // loadgen's line for the traced run: its label and count.
+    let traced_run = dir.0.join("smtpd.syscalls.1.json");
+    std::fs::write(&traced_run, row("smtpd/syscalls/1", 900.0, 0.0, 99.0, 50.0)).unwrap();
+    let args = [
+        "--strace".into(),
+        trace.display().to_string(),
+        traced_run.display().to_string(),
+    ];
     let output = run(python("loadgen_report.py", &args)).await;
     assert!(output.status.success(), "{}", shown(&output));
     std::fs::write(dir.0.join("syscalls.jsonl"), &output.stdout).unwrap();
