@@ -201,22 +201,25 @@ struct UnixSignals {
     hangup: tokio::signal::unix::Signal,
 }
 
+#[cfg(unix)]
+impl UnixSignals {
+    /// None if any cannot be registered; SIGINT then falls back to `ctrl_c`.
+    fn register() -> Option<UnixSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(UnixSignals {
+            interrupt: signal(SignalKind::interrupt()).ok()?,
+            terminate: signal(SignalKind::terminate()).ok()?,
+            hangup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
 impl Signals {
     fn install() -> Signals {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let unix = (|| {
-                Some(UnixSignals {
-                    interrupt: signal(SignalKind::interrupt()).ok()?,
-                    terminate: signal(SignalKind::terminate()).ok()?,
-                    hangup: signal(SignalKind::hangup()).ok()?,
-                })
-            })();
-            Signals { unix }
+        Signals {
+            #[cfg(unix)]
+            unix: UnixSignals::register(),
         }
-        #[cfg(not(unix))]
-        Signals {}
     }
 
     /// Waits for SIGINT or SIGTERM. SIGHUP re-reads the TLS certificate and key meanwhile, so
